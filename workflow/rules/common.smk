@@ -2,21 +2,21 @@
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 # The workflow drives the project's own package; make it importable from a plain checkout too.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
-from groupvit.config import ConfigError, resolve_preset, to_dict  # noqa: E402
+from groupvit.config import ConfigError, resolve_preset, to_dict, validate_raw  # noqa: E402
 
-validate(config, schema="../schemas/config.schema.yaml")
-
-PRESET = config["preset"]
+# Validation against schemas/config.schema.yaml (the CLI uses the same file and messages): a bad key, type, value,
+# preset or variant name stops the DAG build with the key path and the allowed values.
 try:
+    validate_raw(config, source="config/config.yaml (with --config overrides)")
+    PRESET = config["preset"]
     EXP = resolve_preset(config, PRESET)
 except ConfigError as err:
-    raise WorkflowError(f"config/config.yaml: {err}") from None
+    raise WorkflowError(str(err)) from None
 
 DATA = f"data/{PRESET}"
+RUNS = f"runs/{PRESET}"
 RESULTS = f"results/{PRESET}"
 LOGS = f"logs/{PRESET}"
 CONFIG_ARGS = f"--config config/config.yaml --preset {PRESET}"
@@ -35,8 +35,57 @@ def world_outputs():
     return [f"{DATA}/synthetic/datacard.json"]
 
 
+def scored_models():
+    """{model name: (variant, grouper)} for every scored model: a GroupViT variant is scored with its own groups,
+    a ViT variant once per non-parametric grouper (named VARIANT_GROUPER)."""
+    models = {}
+    for name in EXP.study.variants:
+        spec = EXP.variants[name]
+        if spec.family == "groupvit":
+            models[name] = (name, "groupvit")
+        else:
+            models.update({f"{name}_{grouper}": (name, grouper) for grouper in spec.groupers})
+    return models
+
+
+MODELS = scored_models()
+SEEDS = [str(seed) for seed in EXP.study.seeds]
+
+
+wildcard_constraints:
+    variant="|".join(EXP.study.variants),
+    model="|".join(MODELS),
+    seed=r"\d+",
+    dataset="|".join(EXP.eval.datasets),
+
+
+def train_data_inputs(wildcards):
+    """What a training job reads: the synthetic world, or nothing Snakemake makes (real shards are downloaded)."""
+    return world_outputs() if EXP.data.source == "synthetic" else []
+
+
+def eval_data_inputs(wildcards):
+    return world_outputs() if wildcards.dataset == "synthetic" else []
+
+
+def model_checkpoint(wildcards):
+    variant, _ = MODELS[wildcards.model]
+    return f"{RUNS}/{variant}/seed{wildcards.seed}/model.pt"
+
+
+def metrics_files():
+    return expand(
+        f"{RESULTS}/metrics/{{model}}/seed{{seed}}/{{dataset}}.json", model=MODELS, seed=SEEDS, dataset=EXP.eval.datasets
+    )
+
+
+def run_summaries():
+    return expand(f"{RUNS}/{{variant}}/seed{{seed}}/summary.json", variant=EXP.study.variants, seed=SEEDS)
+
+
 def all_targets():
     targets = []
     if EXP.data.source == "synthetic":
         targets += world_outputs()
+    targets += metrics_files()
     return targets

@@ -1,0 +1,24 @@
+# Pretraining: one job per (variant, seed). Resumable: a killed job restarts from its last checkpoint.
+
+
+rule pretrain:
+    input:
+        train_data_inputs,
+    output:
+        model=f"{RUNS}/{{variant}}/seed{{seed}}/model.pt",
+        summary=f"{RUNS}/{{variant}}/seed{{seed}}/summary.json",
+        curve=f"{RUNS}/{{variant}}/seed{{seed}}/metrics.jsonl",
+    params:
+        config_args=CONFIG_ARGS,
+        run_dir=lambda wildcards, output: Path(output.model).parent,
+        recipe=lambda wildcards: digest(EXP.for_variant(wildcards.variant)),
+    log:
+        f"{LOGS}/pretrain/{{variant}}_seed{{seed}}.log",
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../envs/groupvit.yaml"
+    shell:
+        "groupvit train {params.config_args} --variant {wildcards.variant} --seed {wildcards.seed}"
+        " --out {params.run_dir} > {log} 2>&1"
