@@ -28,4 +28,7 @@ class DataConfig:
     min_caption_words: int = 0  # the official YFCC conversion drops captions under 2 words
     multi_label_nouns: int = 3  # K nouns per caption turned into prompts (0 disables the multi-label loss)
     prompt_templates: str = "imagenet80"  # imagenet80 | simple ("a photo of a {}.")
+    # How nouns are found in captions whose json has no `nouns`: lexicon (lemminflect, offline, the default)
+    # | nltk (the official code's tagger; needs NLTK's tagger data). See groupvit.data.nouns.
+    noun_extractor: str = "lexicon"
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -32,10 +32,12 @@ class WorldConfig:
     classes: list[str] = field(
         default_factory=lambda: [
             "circle", "square", "triangle", "star", "cross",
-            "ring", "heart", "crescent", "arrow", "hexagon",
+            "ring", "heart", "crescent", "arrow", "semicircle",
         ]
     )
-    object_size: list[float] = field(default_factory=lambda: [0.3, 0.55])  # bounding size / image side
+    # diameter of the disc with the object's area / image side: every class has the same area at a given size, so
+    # area never reveals the class (spiky or hollow shapes reach up to ~1.9x further; see shapes.py)
+    object_size: list[float] = field(default_factory=lambda: [0.3, 0.55])
     objects_per_image: list[int] = field(default_factory=lambda: [1, 3])  # inclusive range
     max_occlusion: float = 0.3  # largest fraction of an object's area that later objects may cover
     rotation_deg: float = 180.0  # objects rotate uniformly in [-r, r]
