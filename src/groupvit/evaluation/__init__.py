@@ -1,0 +1,49 @@
+"""Zero-shot evaluation: segmentation (GroupViT protocol), metrics (mmseg definition), datasets, baselines,
+classification and figures.
+
+Modules, one job each:
+  config          EvalConfig (the protocol's knobs)
+  metrics         pure mmseg-style metrics; collector: the stateful per-split accumulator
+  report_io       metrics JSON / per-class CSV writers, sha256_file
+  text, scoring   class prompt embeddings; groups -> class scores -> pixel scores (background rule)
+  windows         short-side resize, sliding windows, padding to the patch grid
+  grouping        Groups record and the model's own grouper; baselines: ViT + clustering groupers
+  segmenter       ZeroShotSegmenter; evaluate: split loop, group oracle, qualitative samples
+  datasets/       synthetic, VOC, Context, COCO-Object readers; classification: zero-shot accuracy
+  overlays        segment_images: overlays for your own photos; figures, palette: report plots
+
+The package import stays light (the config loader imports EvalConfig from here); the API below loads lazily.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "ZeroShotSegmenter": "segmenter",
+    "resolve_bg_thresh": "segmenter",
+    "ModelGrouper": "grouping",
+    "Groups": "grouping",
+    "ClusterGrouper": "baselines",
+    "SegmentationMeter": "collector",
+    "SegmentationResult": "collector",
+    "evaluate_segmentation": "evaluate",
+    "evaluate_group_oracle": "evaluate",
+    "collect_qualitative": "evaluate",
+    "load_eval_dataset": "datasets",
+    "sha256_file": "report_io",
+    "write_metrics_json": "report_io",
+    "write_per_class_csv": "report_io",
+    "segment_images": "overlays",
+    "evaluate_image_folder": "classification",
+    "evaluate_object_crops": "classification",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"groupvit.evaluation.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'groupvit.evaluation' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
