@@ -49,6 +49,107 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from groupvit.train import run_training
+
+    cfg = _config(args)
+    out = Path(args.out) if args.out else Path("runs") / cfg.preset / args.variant / f"seed{args.seed}"
+    summary = run_training(cfg, args.variant, args.seed, out, resume=not args.no_resume)
+    print(json.dumps({k: summary.get(k) for k in ("variant", "seed", "steps", "wall_time_s") if k in summary}))
+    return 0
+
+
+def _eval_dataset(cfg: ExperimentConfig, name: str, split: str, root: str | None):
+    from groupvit.evaluation import load_eval_dataset
+
+    if name == "synthetic":
+        return load_eval_dataset("synthetic", root or cfg.data_dir / "synthetic" / split, split="val")
+    return load_eval_dataset(name, root)
+
+
+def _segmenter(cfg: ExperimentConfig, model, class_names, grouper_name: str, dataset: str | None):
+    from groupvit.evaluation import ClusterGrouper, ZeroShotSegmenter
+
+    grouper = None if grouper_name == "groupvit" else ClusterGrouper(model, grouper_name, cfg.eval)
+    return ZeroShotSegmenter(
+        model, class_names, cfg.eval, dataset=dataset, grouper=grouper,
+        mean=cfg.data.augment.mean, std=cfg.data.augment.std,
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Zero-shot segmentation of one checkpoint on one dataset, plus the oracle-labelled grouping score."""
+    import math
+
+    import numpy as np
+
+    from groupvit.evaluation import (
+        SegmentationMeter, evaluate_group_oracle, evaluate_segmentation, write_metrics_json, write_per_class_csv,
+    )
+    from groupvit.model import load_model
+
+    cfg = _config(args)
+    if args.variant:
+        cfg = cfg.for_variant(args.variant)
+    dataset = _eval_dataset(cfg, args.dataset, args.split, args.root)
+    model = load_model(args.checkpoint)
+    segmenter = _segmenter(cfg, model, dataset.class_names, args.grouper, args.dataset)
+    floor = SegmentationMeter(dataset.class_names, dataset.ignore_index)  # predicting background everywhere
+    result = evaluate_segmentation(
+        segmenter, dataset, max_images=cfg.eval.max_images, bootstrap=cfg.eval.bootstrap, seed=cfg.eval.cluster_seed,
+        on_image=lambda item, pred, score: floor.update(np.zeros_like(item.mask), item.mask, item.id),
+    )
+    oracle = evaluate_group_oracle(segmenter, dataset, max_images=cfg.eval.max_images)
+    foreground = [v for v in result.iou[1:] if not math.isnan(v)]
+    name = args.model or (args.variant if args.grouper == "groupvit" else f"{args.variant}_{args.grouper}")
+    extra = {
+        "variant": args.variant, "grouper": args.grouper, "split": args.split, "preset": cfg.preset,
+        "mIoU_foreground": sum(foreground) / len(foreground) if foreground else None,
+        "oracle_mIoU": oracle.miou,
+        "floor_mIoU": floor.result().miou,
+    }
+    out = Path(args.out)
+    write_metrics_json(out, result, model=name, dataset=args.dataset, protocol=segmenter.protocol(),
+                       checkpoint=args.checkpoint, extra=extra)
+    write_per_class_csv(out.with_name(out.stem + "_per_class.csv"), result, model=name, dataset=args.dataset)
+    print(f"{name} on {args.dataset}/{args.split}: mIoU {result.miou:.4f} (foreground {extra['mIoU_foreground']}, "
+          f"oracle groups {oracle.miou:.4f}) -> {out}")
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from groupvit.evaluation import segment_images
+    from groupvit.model import load_model
+
+    cfg = _config(args)
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    if not classes:
+        raise ConfigError("--classes: give at least one class name, e.g. --classes 'cat,dog'")
+    model = load_model(args.checkpoint)
+    grouper = None
+    if args.grouper != "groupvit":
+        from groupvit.evaluation import ClusterGrouper
+
+        grouper = ClusterGrouper(model, args.grouper, cfg.eval)
+    written = segment_images(model, args.images, classes, Path(args.out), cfg.eval, bg_thresh=args.bg_thresh,
+                             grouper=grouper, mean=cfg.data.augment.mean, std=cfg.data.augment.std)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from groupvit.report.build import build_tables
+
+    cfg = _config(args)
+    out = Path(args.out) if args.out else cfg.results_dir
+    metrics_dir = Path(args.metrics) if args.metrics else out / "metrics"
+    runs_dir = Path(args.runs) if args.runs else Path("runs") / cfg.preset
+    names = build_tables(cfg, metrics_dir, runs_dir, out)
+    print(f"wrote {', '.join(names)} under {out / 'tables'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groupvit", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -66,6 +167,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="pretrain one variant with one seed (resumes from the run's last checkpoint)")
+    _add_config_args(p)
+    p.add_argument("--variant", required=True, help="a variant declared in the preset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default: runs/<preset>/<variant>/seed<seed>)")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    p.set_defaults(func=cmd_train)
+
+    groupers = ["groupvit", "pixelwise", "kmeans", "meanshift", "spectral"]
+    p = sub.add_parser("evaluate", help="zero-shot segmentation of a checkpoint on a dataset")
+    _add_config_args(p)
+    p.add_argument("--checkpoint", required=True, help="our model.pt, an official .pth or a Hugging Face state dict")
+    p.add_argument("--variant", default=None, help="apply this variant's eval overrides")
+    p.add_argument("--grouper", default="groupvit", choices=groupers,
+                   help="groups from the model (groupvit) or non-parametric grouping of ViT patch features")
+    p.add_argument("--dataset", default="synthetic", choices=["synthetic", "voc", "context", "coco_object"])
+    p.add_argument("--split", default="eval", choices=["eval", "val"],
+                   help="synthetic only: eval (reported) or val (for tuning decisions)")
+    p.add_argument("--root", default=None, help="dataset folder (default: the dataset's standard place under data/)")
+    p.add_argument("--model", default=None, help="name recorded in the metrics (default: variant[_grouper])")
+    p.add_argument("--out", required=True, help="metrics JSON path (a _per_class.csv is written beside it)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("segment", help="segment your own images with a checkpoint and a list of class names")
+    _add_config_args(p)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--classes", required=True, help="comma-separated class names, e.g. 'cat,dog,grass'")
+    p.add_argument("--grouper", default="groupvit", choices=groupers)
+    p.add_argument("--bg-thresh", type=float, default=None, help="background threshold (default: eval.bg_thresh)")
+    p.add_argument("--out", required=True, help="folder for the overlay PNGs")
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("tables", help="the paper's tables from a study's metrics, with the published numbers beside")
+    _add_config_args(p)
+    p.add_argument("--metrics", default=None, help="metrics folder (default: results/<preset>/metrics)")
+    p.add_argument("--runs", default=None, help="training runs folder (default: runs/<preset>)")
+    p.add_argument("--out", default=None, help="results folder (default: results/<preset>)")
+    p.set_defaults(func=cmd_tables)
     return parser
 
 

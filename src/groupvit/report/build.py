@@ -1,0 +1,60 @@
+"""`groupvit tables`: a study's metrics and run summaries -> results/<preset>/ tables, checks, DVC metrics and
+training curves (small files, committed for the default preset so the front page shows current results)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from groupvit.config import ExperimentConfig
+from groupvit.evaluation.report_io import _atomic_write_text
+from groupvit.report.checks import checks_markdown, checks_records, reproduction_checks
+from groupvit.report.collect import load_metrics, load_run_summaries, variant_attributes
+from groupvit.report.tables import ablation_table, baselines_table, main_table, per_class_table
+
+
+def training_curves(runs_dir: Path) -> pd.DataFrame:
+    """Every run's metrics.jsonl as one long table (variant, seed, step, losses, lr, throughput)."""
+    frames = []
+    for path in sorted(Path(runs_dir).glob("*/seed*/metrics.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if rows:
+            frame = pd.DataFrame(rows)
+            frame.insert(0, "seed", int(path.parent.name.removeprefix("seed")))
+            frame.insert(0, "variant", path.parent.parent.name)
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def dvc_metrics(metrics: pd.DataFrame) -> dict:
+    """Flat numbers for `dvc metrics show/diff`: mean over seeds per model and dataset."""
+    out: dict = {}
+    means = metrics.groupby(["model", "dataset"])[["mIoU", "mIoU_foreground", "oracle_mIoU"]].mean()
+    for (model, dataset), row in means.iterrows():
+        out.setdefault(model, {})[dataset] = {k: round(float(v), 3) for k, v in row.items() if pd.notna(v)}
+    return out
+
+
+def build_tables(cfg: ExperimentConfig, metrics_dir: Path, runs_dir: Path, out_dir: Path) -> list[str]:
+    metrics = load_metrics(metrics_dir)
+    dataset = cfg.eval.datasets[0]
+    tables = [main_table(cfg, metrics)]
+    tables += [ablation_table(cfg, metrics, name, dataset)
+               for name in ("assignment_x_multilabel", "group_tokens", "stages")]
+    tables += [baselines_table(cfg, metrics, dataset), per_class_table(metrics, dataset)]
+    tables_dir = out_dir / "tables"
+    for table in tables:
+        table.write(tables_dir)
+    checks = reproduction_checks(cfg, metrics, dataset)
+    _atomic_write_text(tables_dir / "checks.md", checks_markdown(checks))
+    _atomic_write_text(tables_dir / "checks.json", json.dumps(checks_records(checks), indent=2) + "\n")
+    variants = pd.DataFrame([variant_attributes(cfg, v) for v in cfg.study.variants])
+    _atomic_write_text(tables_dir / "variants.csv", variants.to_csv(index=False))
+    runs = load_run_summaries(runs_dir)
+    _atomic_write_text(tables_dir / "runs.csv", runs.to_csv(index=False))
+    _atomic_write_text(out_dir / "metrics_long.csv", metrics.to_csv(index=False))
+    curves = training_curves(runs_dir)
+    _atomic_write_text(out_dir / "training_curves.csv", curves.to_csv(index=False))
+    _atomic_write_text(out_dir / "metrics.json", json.dumps(dvc_metrics(metrics), indent=2, sort_keys=True) + "\n")
+    return [t.name for t in tables]

@@ -1,0 +1,195 @@
+"""The paper's tables, filled with this study's numbers (mean +- std over seeds, mIoU in %), each beside the
+published figures, plus the checks of which of the paper's orderings hold here.
+
+A variant lands in a table by what its resolved config changes relative to the main variant, not by its name, so
+adding a variant to the config is enough for it to appear in the right table.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from groupvit.config import ExperimentConfig, to_dict
+from groupvit.report.collect import variant_attributes
+
+# Config keys each ablation table may vary (everything else must equal the reference variant's).
+TABLE_KEYS = {
+    "assignment_x_multilabel": {
+        "model.image.hard_assignment", "model.image.gumbel", "train.loss.multi_label_weight", "data.multi_label_nouns",
+    },
+    "group_tokens": {"model.image.num_group_tokens", "model.image.num_output_groups"},
+    "stages": {"model.image.depths", "model.image.num_group_tokens", "model.image.num_output_groups"},
+}
+IGNORED_KEYS = {"preset", "description", "train.seed", "variants", "study"}
+
+
+def paper_numbers() -> dict:
+    text = resources.files("groupvit.report").joinpath("paper_numbers.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if path in IGNORED_KEYS:
+            continue
+        if isinstance(value, dict):
+            out.update(_flat(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def differing_keys(cfg: ExperimentConfig, variant: str, reference: str) -> set[str]:
+    a, b = _flat(to_dict(cfg.for_variant(variant))), _flat(to_dict(cfg.for_variant(reference)))
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+def members(cfg: ExperimentConfig, table: str) -> list[str]:
+    """GroupViT variants of the study that differ from the main variant only in the table's keys."""
+    main = cfg.study.main_variant
+    return [
+        v for v in cfg.study.variants
+        if cfg.variants[v].family == "groupvit" and differing_keys(cfg, v, main) <= TABLE_KEYS[table]
+    ]
+
+
+def fmt(mean: float, std: float, n: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    if n > 1 and not math.isnan(std):
+        return f"{mean:.1f} ± {std:.1f}"
+    return f"{mean:.1f}"
+
+
+def seed_stats(metrics: pd.DataFrame, value: str = "mIoU") -> pd.DataFrame:
+    """mean, std and seed count of `value` per (model, dataset)."""
+    grouped = metrics.groupby(["model", "dataset"])[value]
+    stats = grouped.agg(["mean", "std", "count"]).reset_index()
+    return stats.rename(columns={"mean": f"{value}_mean", "std": f"{value}_std", "count": "seeds"})
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    frame: pd.DataFrame
+    note: str = ""
+
+    def to_markdown(self) -> str:
+        cols = list(self.frame.columns)
+        lines = [f"### {self.title}", ""]
+        if self.note:
+            lines += [self.note, ""]
+        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("| " + " | ".join("---" for _ in cols) + " |")
+        for _, row in self.frame.iterrows():
+            lines.append("| " + " | ".join(_cell(row[c]) for c in cols) + " |")
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_text(out_dir / f"{self.name}.csv", self.frame.to_csv(index=False))
+        _atomic_text(out_dir / f"{self.name}.md", self.to_markdown())
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.1f}"
+    return str(value)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    from groupvit.evaluation.report_io import _atomic_write_text
+
+    _atomic_write_text(path, text)
+
+
+def _ours(stats: pd.DataFrame, model: str, dataset: str) -> tuple[float, float, int]:
+    row = stats[(stats.model == model) & (stats.dataset == dataset)]
+    if row.empty:
+        return float("nan"), float("nan"), 0
+    r = row.iloc[0]
+    return float(r["mIoU_mean"]), float(r["mIoU_std"]), int(r["seeds"])
+
+
+def main_table(cfg: ExperimentConfig, metrics: pd.DataFrame) -> Table:
+    """Every scored model on every dataset, with foreground-only and oracle-labelled mIoU beside it."""
+    rows = []
+    for (model, dataset), group in metrics.groupby(["model", "dataset"], sort=False):
+        n = len(group)
+        rows.append({
+            "model": model, "dataset": dataset, "seeds": n,
+            "mIoU": fmt(group["mIoU"].mean(), group["mIoU"].std(), n),
+            "mIoU (objects only)": fmt(group["mIoU_foreground"].mean(), group["mIoU_foreground"].std(), n),
+            "mIoU (oracle group labels)": fmt(group["oracle_mIoU"].mean(), group["oracle_mIoU"].std(), n),
+            "all-background floor": fmt(group["floor_mIoU"].mean(), 0.0, 1) if "floor_mIoU" in group else "-",
+        })
+    paper = paper_numbers()["zero_shot"]
+    note = "Paper (zero-shot mIoU %, " + paper["cite"] + "): " + "; ".join(
+        f"{r['model']}: VOC {r['voc']}, Context {r['context']}, COCO-Object {r['coco_object']}" for r in paper["rows"]
+    )
+    return Table("zero_shot", f"Zero-shot segmentation, preset `{cfg.preset}`", pd.DataFrame(rows), note)
+
+
+def ablation_table(cfg: ExperimentConfig, metrics: pd.DataFrame, table: str, dataset: str) -> Table:
+    paper = paper_numbers()[table]
+    stats = seed_stats(metrics)
+    rows = []
+    for variant in members(cfg, table):
+        attrs = variant_attributes(cfg, variant)
+        mean, std, n = _ours(stats, variant, dataset)
+        row = {"variant": variant}
+        if table == "assignment_x_multilabel":
+            row |= {"assignment": attrs["assignment"], "multi-label loss": attrs["multi_label"]}
+            match = [p for p in paper["rows"]
+                     if p["assignment"] == attrs["assignment"] and p["multi_label"] == attrs["multi_label"]]
+        elif table == "group_tokens":
+            row |= {"group tokens": attrs["group_tokens"], "output tokens": attrs["output_tokens"]}
+            match = [p for p in paper["rows"]
+                     if f"{p['group_tokens']}" == attrs["group_tokens"] and f"{p['output_tokens']}" == attrs["output_tokens"]]
+        else:
+            row |= {"stages": attrs["stages"], "group tokens": attrs["group_tokens"]}
+            match = [p for p in paper["rows"] if p["stages"] == attrs["stages"] and p["data"] == "CC12M+YFCC"]
+        row |= {"ours: mIoU": fmt(mean, std, n), "seeds": n, "paper: VOC mIoU": match[0]["miou"] if match else "-"}
+        rows.append(row)
+    title = {"assignment_x_multilabel": "Table 1: hard vs soft assignment x multi-label loss",
+             "group_tokens": "Table 2: number of group and output tokens",
+             "stages": "Table 3: 1-stage vs 2-stage grouping"}[table]
+    note = f"Ours: {dataset} split, preset `{cfg.preset}`. Paper: {paper['cite']}."
+    return Table(table, title, pd.DataFrame(rows), note)
+
+
+def baselines_table(cfg: ExperimentConfig, metrics: pd.DataFrame, dataset: str) -> Table:
+    """Table 4: learned grouping against non-parametric grouping of a ViT trained with the same data and loss."""
+    paper = {r["method"]: r["miou"] for r in paper_numbers()["grouping_vs_baselines"]["rows"]}
+    stats = seed_stats(metrics)
+    rows = []
+    main = cfg.study.main_variant
+    mean, std, n = _ours(stats, main, dataset)
+    rows.append({"method": f"GroupViT ({main})", "ours: mIoU": fmt(mean, std, n), "seeds": n,
+                 "paper: VOC mIoU": paper["groupvit"]})
+    for variant in cfg.study.variants:
+        spec = cfg.variants[variant]
+        if spec.family != "vit":
+            continue
+        for grouper in spec.groupers:
+            mean, std, n = _ours(stats, f"{variant}_{grouper}", dataset)
+            rows.append({"method": f"ViT + {grouper} ({variant})", "ours: mIoU": fmt(mean, std, n), "seeds": n,
+                         "paper: VOC mIoU": paper.get(grouper, "-")})
+    note = f"Ours: {dataset} split, preset `{cfg.preset}`. Paper: {paper_numbers()['grouping_vs_baselines']['cite']}."
+    return Table("grouping_vs_baselines", "Table 4: GroupViT vs non-parametric grouping", pd.DataFrame(rows), note)
+
+
+def per_class_table(metrics: pd.DataFrame, dataset: str) -> Table:
+    sub = metrics[metrics.dataset == dataset]
+    iou_cols = [c for c in sub.columns if c.startswith("IoU/") and sub[c].notna().any()]
+    frame = sub.groupby("model")[iou_cols].mean().reset_index()
+    frame.columns = ["model"] + [c.removeprefix("IoU/") for c in iou_cols]
+    return Table("per_class_iou", f"Per-class IoU (%), {dataset} split, mean over seeds", frame)

@@ -1,0 +1,27 @@
+# Report: the parameterised notebook executed by papermill, rendered to code-free HTML.
+
+
+rule report:
+    input:
+        notebook="notebooks/report.ipynb",
+        tables=rules.tables.output,
+        model=f"{RUNS}/{EXP.study.main_variant}/seed{SEEDS[0]}/model.pt",
+        data=train_data_inputs,
+    output:
+        notebook=f"{RESULTS}/reports/report.ipynb",
+        html=report(f"{RESULTS}/reports/report.html", caption="../report/report.rst", category="Report"),
+    params:
+        preset=PRESET,
+        results=lambda wildcards, output: Path(output.notebook).parents[1],
+        runs=lambda wildcards, input: Path(input.model).parents[2],
+        data=lambda wildcards, input: Path(input.data[0]).parents[1] if input.data else f"data/{PRESET}",
+        html_dir=lambda wildcards, output: Path(output.html).parent,
+    log:
+        f"{LOGS}/report.log",
+    conda:
+        "../envs/groupvit.yaml"
+    shell:
+        "(papermill {input.notebook} {output.notebook} -k python3 --cwd . --log-output"
+        " -p preset {params.preset} -p results_dir {params.results} -p runs_dir {params.runs}"
+        " -p data_dir {params.data}"
+        " && jupyter nbconvert --to html --no-input {output.notebook} --output-dir {params.html_dir}) > {log} 2>&1"
