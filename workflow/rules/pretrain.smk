@@ -1,4 +1,6 @@
-# Pretraining: one job per (variant, seed). Resumable: a killed job restarts from its last checkpoint.
+# Pretraining: one job per (variant, seed). Resumable: a killed job restarts from its last checkpoint. The run
+# folder also holds checkpoints/ and metrics.jsonl, deliberately not declared as outputs: Snakemake deletes declared
+# outputs of an incomplete job, and both must survive a kill for the resumed run to continue its curve.
 
 
 rule pretrain:
@@ -7,7 +9,6 @@ rule pretrain:
     output:
         model=f"{RUNS}/{{variant}}/seed{{seed}}/model.pt",
         summary=f"{RUNS}/{{variant}}/seed{{seed}}/summary.json",
-        curve=f"{RUNS}/{{variant}}/seed{{seed}}/metrics.jsonl",
     params:
         config_args=CONFIG_ARGS,
         run_dir=lambda wildcards, output: Path(output.model).parent,

@@ -24,12 +24,23 @@ class TrainConfig:
     warmup_lr: float = 4e-6
     warmup_steps: int = 0  # 0 = derive from warmup_epochs
     warmup_epochs: float = 2.0
+    # False (official, timm's default): the cosine runs over all steps and the warmup overrides its first steps;
+    # True: the cosine starts where the warmup ends, so the peak lr is reached exactly.
+    warmup_prefix: bool = False
     weight_decay: float = 0.05  # 1-D parameters and biases are exempt
+    # Parameters whose name contains one of these are exempt too. The official code passes empty lists here
+    # (only 1-D params and biases are exempt there, so its 0-D logit scales are decayed): set [] to match it.
+    no_weight_decay_keywords: list[str] = field(
+        default_factory=lambda: [
+            "pos_embed", "positional_embedding", "position_embedding", "group_token", "logit_scale",
+        ]
+    )
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     clip_grad: float = 5.0
     precision: str = "bf16"  # fp32 | bf16 (autocast; ignored on CPU unless cpu_autocast)
     cpu_autocast: bool = False
     compile: bool = False
+    device: str = "auto"  # auto (the local GPU if any, else CPU) | cpu | cuda
     checkpoint_every: int = 1000  # steps
     keep_checkpoints: int = 3
     log_every: int = 10

@@ -1,0 +1,295 @@
+"""Wiring for one training run: config in, run directory out.
+
+    run_training(cfg, variant, seed, out_dir)   # what `groupvit train --variant NAME --seed S --out DIR` calls
+    train(resolved_cfg, out_dir, variant=...)   # the same, for a config that already has the variant applied
+
+The run directory holds `checkpoints/step-NNNNNNNN.pt` (training state, the newest train.keep_checkpoints),
+`metrics.jsonl` (every train.log_every steps), `model.pt` (final weights in the model library's format, what
+evaluation loads) and `summary.json` (provenance and figures). With `resume=True` (the default) a run directory that
+already holds checkpoints continues from the newest one and ends with the same weights as an uninterrupted run
+(bit-identical on the CPU with the same world size): model, optimiser, grad scaler, step, per-rank RNG states and the
+data position (micro-batches consumed, handed to the loader as start_step) are restored; the schedule is a function
+of the step. Launch lines (single process, torchrun, SLURM) are in groupvit.train.distributed.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from groupvit.config.dataclass_io import ConfigError
+from groupvit.train.checkpointing import (
+    CheckpointManager, capture_rng_state, load_train_state, restore_rng_state,
+)
+from groupvit.train.data_source import TrainData, train_data_for
+from groupvit.train.distributed import (
+    DistContext, barrier, broadcast_object, cleanup_distributed, gather_to_all, init_distributed,
+)
+from groupvit.train.loop import Engine, LoopConfig, LoopState, train_loop
+from groupvit.train.metrics_log import MetricsLogger, truncate_after
+from groupvit.train.optim import build_optimizer
+from groupvit.train.precision import autocast_context, enable_tf32, grad_scaler
+from groupvit.train.schedule import WarmupCosine, resolve_warmup_steps, scale_lr
+from groupvit.train.summary import atomic_write_json, build_summary, device_description
+
+LOSS_WINDOW = 50  # summary: mean of the last N steps' losses
+
+
+@dataclass
+class ModelParts:
+    """How a run builds and saves its model; the defaults use groupvit.model, tests inject stand-ins."""
+
+    build_model: Callable[[Any], nn.Module]  # (ModelConfig) -> model with .tokenizer
+    build_loss: Callable[[Any, int, int], nn.Module]  # (LossConfig, rank, world_size) -> loss module
+    save_model: Callable[..., Any]  # (path, model, **meta), atomic
+
+
+def default_model_parts() -> ModelParts:
+    from groupvit.model import GroupViTLoss, build_model, save_checkpoint
+
+    return ModelParts(build_model=build_model, build_loss=GroupViTLoss, save_model=save_checkpoint)
+
+
+@dataclass(frozen=True)
+class BatchLayout:
+    """How the global batch splits over processes and accumulation micro-steps."""
+
+    global_batch: int
+    world_size: int
+    grad_accum_steps: int
+
+    @property
+    def per_rank_batch(self) -> int:
+        return self.global_batch // (self.world_size * self.grad_accum_steps)
+
+    @classmethod
+    def of(cls, batch_size: int, world_size: int, grad_accum_steps: int) -> "BatchLayout":
+        if batch_size % (world_size * grad_accum_steps):
+            raise ConfigError(
+                f"train.batch_size: the global batch {batch_size} must be divisible by processes ({world_size}) x "
+                f"train.grad_accum_steps ({grad_accum_steps})"
+            )
+        return cls(batch_size, world_size, grad_accum_steps)
+
+
+def total_steps_for(steps: int, epochs: float, num_samples: int, global_batch: int) -> tuple[int, float]:
+    """(total optimiser steps, steps per epoch): train.steps when > 0, else epochs x samples / global batch."""
+    steps_per_epoch = num_samples / global_batch
+    if steps > 0:
+        return steps, steps_per_epoch
+    total = int(epochs * steps_per_epoch)
+    if total < 1:
+        raise ConfigError(
+            f"train.epochs: {epochs} epochs of {num_samples} samples at global batch {global_batch} is less than "
+            "one step; set train.steps or a smaller train.batch_size"
+        )
+    return total, steps_per_epoch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _say(ctx: DistContext, message: str) -> None:
+    if ctx.is_master:
+        print(f"[train] {message}", file=sys.stderr, flush=True)
+
+
+def run_training(
+    cfg: Any, variant: str, seed: int, out_dir: str | Path, *, resume: bool = True, data_dir: str | Path | None = None
+) -> dict:
+    """Train `variant` of the experiment with `seed` into `out_dir`; returns the run summary (summary.json)."""
+    resolved = cfg.for_variant(variant, seed)
+    return train(resolved, out_dir, variant=variant, resume=resume, data_dir=data_dir)
+
+
+def train(
+    cfg: Any,
+    out_dir: str | Path,
+    *,
+    variant: str = "",
+    resume: bool = True,
+    data_dir: str | Path | None = None,
+    data: TrainData | None = None,
+    parts: ModelParts | None = None,
+) -> dict:
+    """Train a resolved ExperimentConfig into `out_dir`. `data` and `parts` override the real loader and model."""
+    ctx, owns_group = init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, Path(out_dir), ctx, variant, resume, data_dir, data, parts or default_model_parts())
+    finally:
+        if owns_group:
+            cleanup_distributed()
+
+
+def _train(
+    cfg: Any, out_dir: Path, ctx: DistContext, variant: str, resume: bool, data_dir: str | Path | None,
+    data: TrainData | None, parts: ModelParts,
+) -> dict:
+    wall_start = time.monotonic()
+    tcfg, world, device = cfg.train, ctx.world, ctx.device
+    layout = BatchLayout.of(tcfg.batch_size, world.world_size, tcfg.grad_accum_steps)
+    if tcfg.nonfinite not in ("stop", "skip"):
+        raise ConfigError(f"train.nonfinite: {tcfg.nonfinite!r} is not one of ['skip', 'stop']")
+    if device.type == "cuda":
+        enable_tf32()
+
+    manager = CheckpointManager(out_dir / "checkpoints", tcfg.keep_checkpoints)
+    summary_path, metrics_path = out_dir / "summary.json", out_dir / "metrics.jsonl"
+    if ctx.is_master:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            shutil.rmtree(manager.directory, ignore_errors=True)
+            for path in (metrics_path, summary_path, out_dir / "model.pt"):
+                path.unlink(missing_ok=True)
+    barrier()
+
+    # Model and loss: the same initial weights on every rank (DDP also broadcasts rank 0's).
+    seed_everything(tcfg.seed)
+    raw_model = parts.build_model(cfg.model).to(device)
+    loss_fn = parts.build_loss(tcfg.loss, world.rank, world.world_size).to(device)
+    num_params = sum(p.numel() for p in raw_model.parameters())
+
+    data = data or train_data_for(cfg, data_dir)
+    total_steps, steps_per_epoch = total_steps_for(tcfg.steps, tcfg.epochs, data.num_samples, layout.global_batch)
+    peak_lr = scale_lr(tcfg.base_lr, tcfg.base_batch_size, layout.global_batch)
+    warmup = resolve_warmup_steps(tcfg.warmup_steps, tcfg.warmup_epochs, steps_per_epoch, total_steps)
+    schedule = WarmupCosine(peak_lr, total_steps, warmup, tcfg.warmup_lr, tcfg.min_lr, tcfg.warmup_prefix)
+    _say(ctx, f"lr {tcfg.base_lr:g} at batch {tcfg.base_batch_size} -> {peak_lr:g} at global batch "
+              f"{layout.global_batch} ({world.world_size} proc x {layout.per_rank_batch} x {layout.grad_accum_steps} "
+              f"accum); {total_steps} steps, {warmup} warmup, {data.num_samples} samples")
+
+    optimizer = build_optimizer(
+        raw_model, lr=peak_lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas,
+        no_decay_keywords=tcfg.no_weight_decay_keywords,
+    )
+    scaler = grad_scaler(device, tcfg.precision)
+
+    # Resume: everything but the RNG, which is restored after the loader exists (see below).
+    state, rng_state, last_ckpt = LoopState(), None, None
+    latest = broadcast_object(manager.latest() if resume else None)  # rank 0 decides; ranks must agree
+    if latest is not None:
+        ckpt = load_train_state(latest, map_location="cpu")  # RNG states must stay CPU tensors
+        _check_resumable(ckpt, layout, latest)
+        raw_model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        state = LoopState(**ckpt["loop"])
+        rng_state, last_ckpt = ckpt["rng"][world.rank], latest
+        _say(ctx, f"resuming from {latest} (step {state.step}/{total_steps})")
+        if ctx.is_master:
+            truncate_after(metrics_path, state.step)
+        done = broadcast_object(_finished_summary(summary_path, state, total_steps, tcfg.time_budget_s))
+        if done is not None:
+            _say(ctx, f"already finished: {summary_path}")
+            return done
+
+    model: nn.Module = torch.compile(raw_model) if tcfg.compile else raw_model
+    if world.distributed:
+        # Without the multi-label loss its logit scale gets no gradient; DDP must then look for unused parameters
+        # (a graph walk per step, so only when needed). Buffers (BN statistics) stay per rank, as officially.
+        uses_prompts = cfg.data.multi_label_nouns > 0 and tcfg.loss.multi_label_weight > 0
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False,
+            find_unused_parameters=not uses_prompts,
+        )
+    engine = Engine(model, loss_fn, optimizer, scaler, schedule,
+                    autocast_context(device, tcfg.precision, tcfg.cpu_autocast), device)
+
+    seed_everything(tcfg.seed + world.rank)  # per-rank randomness (Gumbel noise, drop-path) for a fresh run
+    batches = data.make_batches(
+        start_step=state.micro_step, batch_size=layout.per_rank_batch, rank=world.rank,
+        world_size=world.world_size, seed=tcfg.seed, tokenize=getattr(raw_model, "tokenizer", None),
+        pin_memory=device.type == "cuda",
+    )
+    if rng_state is not None:
+        restore_rng_state(rng_state)
+
+    loop_cfg = LoopConfig(
+        total_steps=total_steps, global_batch=layout.global_batch, grad_accum_steps=layout.grad_accum_steps,
+        clip_grad=tcfg.clip_grad, nonfinite=tcfg.nonfinite, log_every=tcfg.log_every,
+        checkpoint_every=tcfg.checkpoint_every, time_budget_s=tcfg.time_budget_s, loss_window=LOSS_WINDOW,
+    )
+    meta = {"config": cfg.to_dict(), "variant": variant, "seed": tcfg.seed, "world_size": world.world_size,
+            "global_batch": layout.global_batch, "grad_accum_steps": layout.grad_accum_steps}
+
+    def save(loop_state: LoopState) -> Path:
+        rngs = gather_to_all(capture_rng_state())  # a collective: every rank calls save
+        path = manager.path_for(loop_state.step)
+        if ctx.is_master:
+            manager.save(loop_state.step, {
+                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "schedule": schedule.state_dict(), "loop": loop_state.to_dict(), "rng": rngs, **meta,
+            })
+        return path
+
+    progress = tqdm(total=total_steps, initial=state.step, desc=f"train {variant}".strip(), dynamic_ncols=True,
+                    mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=not ctx.is_master)
+    with MetricsLogger(metrics_path, enabled=ctx.is_master) as logger:
+        try:
+            result = train_loop(engine, batches, state, loop_cfg, save=save, log=logger.log,
+                                extra_metrics=data.counters, last_checkpoint=last_ckpt, progress=progress)
+        finally:
+            progress.close()
+            _close(batches)
+
+    summary = build_summary(
+        cfg.to_dict(), result, variant=variant, seed=tcfg.seed, preset=getattr(cfg, "preset", ""),
+        data_content_hash=data.content_hash, device=device_description(device), world_size=world.world_size,
+        num_params=num_params, global_batch=layout.global_batch, per_rank_batch=layout.per_rank_batch,
+        grad_accum_steps=layout.grad_accum_steps, base_lr=tcfg.base_lr, base_batch_size=tcfg.base_batch_size,
+        peak_lr=peak_lr, warmup_steps=warmup, total_steps=total_steps, time_budget_s=tcfg.time_budget_s,
+        data_counters=data.counters(), resumed_from=str(last_ckpt) if last_ckpt else None,
+        loss_window=LOSS_WINDOW,
+    )
+    if ctx.is_master:
+        parts.save_model(out_dir / "model.pt", raw_model, **{**meta, "step": result.state.step,
+                                                              "data_content_hash": data.content_hash})
+        summary["wall_time_s"] = time.monotonic() - wall_start
+        atomic_write_json(summary, summary_path)
+        _say(ctx, f"done: {result.state.step} steps, final loss {summary['final_loss']:.4f}, "
+                  f"{summary['samples_per_s']:.1f} samples/s -> {out_dir}")
+    barrier()
+    return summary
+
+
+def _check_resumable(ckpt: dict, layout: BatchLayout, path: Path) -> None:
+    """Exact resume needs the same data split and accumulation: refuse anything else with a clear message."""
+    saved = (ckpt.get("world_size"), ckpt.get("global_batch"), ckpt.get("grad_accum_steps"))
+    now = (layout.world_size, layout.global_batch, layout.grad_accum_steps)
+    if saved != now:
+        raise ConfigError(
+            f"{path}: cannot resume a run of (processes, global batch, grad_accum_steps) = {saved} as {now}; "
+            "use the same launch shape, or start a new run directory (resume=False)"
+        )
+
+
+def _finished_summary(summary_path: Path, state: LoopState, total_steps: int, budget_s: float) -> dict | None:
+    """The existing summary when the newest checkpoint is where that run ended and nothing is left to train
+    (all steps done, or the time budget, possibly raised since, is spent)."""
+    if not summary_path.exists() or json.loads(summary_path.read_text()).get("steps") != state.step:
+        return None
+    out_of_budget = budget_s > 0 and state.train_time_s >= budget_s
+    return json.loads(summary_path.read_text()) if state.step >= total_steps or out_of_budget else None
+
+
+def _close(batches: Any) -> None:
+    close = getattr(batches, "close", None)
+    if callable(close):
+        close()
+
+
+__all__ = ["BatchLayout", "ModelParts", "run_training", "total_steps_for", "train"]

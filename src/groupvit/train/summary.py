@@ -1,0 +1,88 @@
+"""The run summary (summary.json): what was trained, on what, by which code, how fast, and with what result.
+
+It is the provenance record the workflow and the reports read, so it carries the resolved config, the data's
+content hash and the git commit next to the figures, and it is written atomically (a reader never sees half).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """`git rev-parse HEAD` of the source tree, or "unknown" outside a repository / without commits."""
+    cwd = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def atomic_write_json(obj: Any, path: str | Path) -> Path:
+    """JSON to a temporary file beside `path`, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(obj, handle, indent=2, sort_keys=False, default=_jsonable)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def build_summary(config: dict, result: Any, **facts: Any) -> dict:
+    """The run summary: the caller's facts (variant, seed, data hash, batch layout, lr, ...), what the loop
+    reports (`result`: a loop.LoopResult), provenance (git commit, torch version) and the resolved config last.
+    `wall_time_s` is left None for the caller to fill once the final model is written."""
+    state, timing = result.state, result.timing
+    return {
+        **facts,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "steps": state.step,
+        "samples_seen": state.samples_seen,
+        "skipped_steps": state.skipped_steps,
+        "budget_limited": result.budget_limited,
+        "train_time_s": state.train_time_s,
+        "wall_time_s": None,
+        "final_loss": result.final_losses.get("loss", math.nan),
+        "final_losses": result.final_losses,
+        "mean_last_losses": result.mean_last_losses,  # over the last `loss_window` steps
+        "samples_per_s": timing["samples_per_s"],
+        "data_wait_frac": timing["data_wait_frac"],
+        "loop_overhead_frac": timing["overhead_frac"],
+        "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
+        "config": config,
+    }
+
+
+__all__ = ["atomic_write_json", "build_summary", "device_description", "git_commit"]
