@@ -30,6 +30,8 @@ class ImageEncoderConfig:
     gumbel: bool = True  # Gumbel(0,1) noise on assignment logits in training
     gumbel_tau: float = 1.0
     assign_eps: float = 1.0  # row normalisation eps; 1e-10 was reported unstable
+    assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
+    # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines
 
 
@@ -55,3 +57,32 @@ class ModelConfig:
     proj_hidden: int = 4096  # 2-layer MLP heads: in -> hidden -> (BN, ReLU) -> proj_dim
     logit_scale_init: float = 2.6592  # ln(1/0.07)
     logit_scale_max: float = 100.0  # clamp on exp(logit_scale)
+    attn_impl: str = "sdpa"  # sdpa (F.scaled_dot_product_attention) | eager (explicit softmax; same numbers)
+
+
+def model_config_from_dict(data: dict, path: str = "model") -> ModelConfig:
+    """Rebuild a ModelConfig from its dataclasses.asdict form (what our checkpoints store).
+
+    Missing keys take the defaults (older checkpoints load); unknown keys raise, naming their key path, because a
+    field this code does not know could change the architecture.
+    """
+    return _from_dict(ModelConfig, data, path)
+
+
+def _from_dict(cls, data: dict, path: str):
+    import dataclasses
+
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{path}: unknown field(s) {unknown} for {cls.__name__}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = {"image": ImageEncoderConfig, "text": TextEncoderConfig}.get(name) if cls is ModelConfig else None
+        if sub is not None:
+            kwargs[name] = _from_dict(sub, value, f"{path}.{name}")
+        else:
+            kwargs[name] = list(value) if isinstance(value, tuple) else value
+    return cls(**kwargs)

