@@ -16,6 +16,7 @@ from torch import nn
 
 from .attention import set_attn_impl
 from .config import ModelConfig
+from .grouping import StraightThroughOneHot
 from .heads import ProjectionHead
 from .image_encoder import GroupViTImageEncoder
 from .outputs import GroupingOutput, assignments_to_grid
@@ -48,6 +49,12 @@ class GroupViTModel(nn.Module):
     @property
     def patch_size(self) -> int:
         return self.cfg.image.patch_size
+
+    def set_hard_assignment(self, enabled: bool) -> None:
+        """Switch the straight-through one-hot grouping on or off (a no-op for soft-assignment models)."""
+        for module in self.modules():
+            if isinstance(module, StraightThroughOneHot):
+                module.enabled = enabled
 
     def _scale(self, param: torch.Tensor) -> torch.Tensor:
         return param.exp().clamp(max=self.cfg.logit_scale_max)
@@ -101,10 +108,21 @@ class GroupViTModel(nn.Module):
 
     # ---- training ----------------------------------------------------------------------------------------------
     def forward(
-        self, image: torch.Tensor, text: torch.Tensor, prompts: torch.Tensor | None = None
+        self, image: torch.Tensor, text: torch.Tensor, prompts: torch.Tensor | None = None, with_groups: bool = False
     ) -> dict[str, Any]:
-        """image [B, 3, H, W], text [B, L], prompts [B, K, L] -> the loss's keyword arguments."""
-        out: dict[str, Any] = {"image_embed": self.encode_image(image), "logit_scale": self._scale(self.logit_scale)}
+        """image [B, 3, H, W], text [B, L], prompts [B, K, L] -> the loss's keyword arguments.
+
+        with_groups (GroupViT only; asked for by losses that score segments): also `group_embed` [B, G, D] (the
+        final segments, projected in the same head pass as the pooled embedding) and `soft_assignments` (per stage).
+        """
+        out: dict[str, Any] = {"logit_scale": self._scale(self.logit_scale)}
+        if with_groups and self.is_grouping:
+            encoded = self.image_encoder(image)
+            joint = F.normalize(self.image_head(torch.cat([encoded.pooled[:, None], encoded.tokens], dim=1)), dim=-1)
+            out |= {"image_embed": joint[:, 0], "group_embed": joint[:, 1:],
+                    "soft_assignments": encoded.soft_assignments}
+        else:
+            out["image_embed"] = self.encode_image(image)
         if prompts is None or prompts.shape[1] == 0:
             out["text_embed"] = self.encode_text(text)
             return out

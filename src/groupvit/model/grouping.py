@@ -52,8 +52,13 @@ class StraightThroughOneHot(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
+        # Switched off for the first train.soft_assignment_steps steps of a CPU run (a probe found soft-then-hard
+        # grouping collapses less on small data); always on in the paper recipe.
+        self.enabled = True
 
     def forward(self, soft: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return soft
         index = soft.argmax(dim=self.dim, keepdim=True)
         hard = torch.zeros_like(soft).scatter_(self.dim, index, 1.0)
         return hard - soft.detach() + soft

@@ -5,11 +5,19 @@
   cross-entropy over all gathered prompts with weight 1/K on each own prompt; two forms:
   `mean_log` (official code): -mean_k log p_k;  `log_sum` (paper, eq. 4): -log sum_k p_k.
   Text -> image: one-hot cross-entropy of each prompt over all gathered images. Its own logit scale.
-- total = contrastive_weight * contrastive + multi_label_weight * multi_label.
+- total = contrastive_weight * contrastive + multi_label_weight * multi_label (+ group_usage_weight * group_usage).
 Embeddings arrive L2-normalised and the scales exp'ed and clamped (the model's forward does both).
+
+Two CPU-scale options, off in the paper recipe (see docs/embedded-world.md for why they exist):
+- multi_label_pooling="groups": the image side of the multi-label loss scores each prompt with the image's BEST
+  segment (max over the final groups) instead of the pooled embedding, so every named object must be captured and
+  named by one group, which is exactly what zero-shot segmentation reads out.
+- group_usage_weight > 0: minus the normalised entropy of each image's mean assignment over groups, per stage,
+  which counters the collapse of all tokens into one or two groups seen on small data.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import torch
@@ -18,9 +26,13 @@ from torch import nn
 
 from .distributed import gather_features
 
-__all__ = ["GroupViTLoss", "contrastive_loss", "multi_label_loss", "MULTI_LABEL_FORMS"]
+__all__ = [
+    "GroupViTLoss", "contrastive_loss", "group_usage_loss", "multi_label_loss", "MULTI_LABEL_FORMS",
+    "MULTI_LABEL_POOLINGS",
+]
 
 MULTI_LABEL_FORMS = ("mean_log", "log_sum")
+MULTI_LABEL_POOLINGS = ("image", "groups")
 
 
 class LossSettings(Protocol):
@@ -30,6 +42,8 @@ class LossSettings(Protocol):
     contrastive_weight: float
     multi_label_weight: float
     multi_label_form: str
+    multi_label_pooling: str
+    group_usage_weight: float
 
 
 def contrastive_loss(
@@ -52,8 +66,10 @@ def multi_label_loss(
     form: str = "mean_log",
     rank: int = 0,
     world_size: int = 1,
+    group_embed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Multi-label image <-> prompt loss. image_embed [B, D], prompt_embed [B, K, D]."""
+    """Multi-label image <-> prompt loss. image_embed [B, D], prompt_embed [B, K, D]; with group_embed [B, G, D]
+    an image's similarity to a prompt is its best group's (max over G) instead of its pooled embedding's."""
     if form not in MULTI_LABEL_FORMS:
         raise ValueError(f"multi_label_form must be one of {MULTI_LABEL_FORMS}, got {form!r}")
     if prompt_embed.ndim != 3 or prompt_embed.shape[0] != image_embed.shape[0]:
@@ -66,14 +82,32 @@ def multi_label_loss(
     all_images = gather_features(image_embed, world_size)  # [W*B, D]
     own = torch.arange(batch, device=image_embed.device) + rank * batch
 
-    log_p = F.log_softmax(logit_scale * image_embed @ all_prompts.t(), dim=-1)  # [B, W*B*K]
+    if group_embed is None:
+        image_to_prompt = image_embed @ all_prompts.t()  # [B, W*B*K]
+        prompt_to_image = prompts @ all_images.t()  # [B*K, W*B]
+    else:
+        all_groups = gather_features(group_embed, world_size)  # [W*B, G, D]
+        image_to_prompt = torch.einsum("bgd,nd->bgn", group_embed, all_prompts).amax(dim=1)
+        prompt_to_image = torch.einsum("nd,mgd->nmg", prompts, all_groups).amax(dim=-1)
+    log_p = F.log_softmax(logit_scale * image_to_prompt, dim=-1)  # [B, W*B*K]
     own_log_p = log_p.view(batch, -1, k)[torch.arange(batch, device=log_p.device), own]  # [B, K]
     if form == "mean_log":
         loss_image = -own_log_p.mean(dim=-1).mean()
     else:
         loss_image = -torch.logsumexp(own_log_p, dim=-1).mean()
-    loss_text = F.cross_entropy(logit_scale * prompts @ all_images.t(), own.repeat_interleave(k))
+    loss_text = F.cross_entropy(logit_scale * prompt_to_image, own.repeat_interleave(k))
     return 0.5 * (loss_image + loss_text)
+
+
+def group_usage_loss(soft_assignments: list[torch.Tensor]) -> torch.Tensor:
+    """1 - normalised entropy of each image's group usage (its tokens' mean soft assignment), averaged over images
+    and stages: 0 when an image spreads its tokens evenly over all groups, 1 when all go to one group."""
+    terms = []
+    for attn in soft_assignments:  # [B, G, N], softmax over G
+        usage = attn.mean(dim=-1).clamp_min(1e-8)  # [B, G]
+        entropy = -(usage * usage.log()).sum(dim=-1) / math.log(attn.shape[1])
+        terms.append(1.0 - entropy.mean())
+    return torch.stack(terms).mean()
 
 
 class GroupViTLoss(nn.Module):
@@ -93,10 +127,21 @@ class GroupViTLoss(nn.Module):
         self.multi_label_form = str(getattr(cfg, "multi_label_form", "mean_log"))
         if self.multi_label_form not in MULTI_LABEL_FORMS:
             raise ValueError(f"loss.multi_label_form must be one of {MULTI_LABEL_FORMS}, got {self.multi_label_form!r}")
+        self.multi_label_pooling = str(getattr(cfg, "multi_label_pooling", "image"))
+        if self.multi_label_pooling not in MULTI_LABEL_POOLINGS:
+            raise ValueError(
+                f"loss.multi_label_pooling must be one of {MULTI_LABEL_POOLINGS}, got {self.multi_label_pooling!r}"
+            )
+        self.group_usage_weight = float(getattr(cfg, "group_usage_weight", 0.0))
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"invalid rank {rank} / world_size {world_size}")
         self.rank = rank
         self.world_size = world_size
+
+    @property
+    def model_kwargs(self) -> dict[str, bool]:
+        """What the model's forward must add to its output for this loss (the training loop passes it on)."""
+        return {"with_groups": self.multi_label_pooling == "groups" or self.group_usage_weight > 0}
 
     def forward(
         self,
@@ -105,16 +150,23 @@ class GroupViTLoss(nn.Module):
         logit_scale: torch.Tensor,
         prompt_embed: torch.Tensor | None = None,
         multi_label_logit_scale: torch.Tensor | None = None,
+        group_embed: torch.Tensor | None = None,
+        soft_assignments: list[torch.Tensor] | None = None,
         **_: Any,
     ) -> dict[str, torch.Tensor]:
         contrastive = contrastive_loss(image_embed, text_embed, logit_scale, self.rank, self.world_size)
         use_multi = prompt_embed is not None and self.multi_label_weight > 0 and prompt_embed.shape[1] > 0
         if use_multi:
             scale = multi_label_logit_scale if multi_label_logit_scale is not None else logit_scale
+            groups = group_embed if self.multi_label_pooling == "groups" else None
             multi = multi_label_loss(
-                image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size
+                image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size, groups
             )
         else:
             multi = contrastive.new_zeros(())
         loss = self.contrastive_weight * contrastive + self.multi_label_weight * multi
-        return {"loss": loss, "contrastive": contrastive, "multi_label": multi}
+        terms = {"contrastive": contrastive, "multi_label": multi}
+        if self.group_usage_weight > 0 and soft_assignments:
+            terms["group_usage"] = group_usage_loss(soft_assignments)
+            loss = loss + self.group_usage_weight * terms["group_usage"]
+        return {"loss": loss, **terms}

@@ -9,6 +9,10 @@ class LossConfig:
     contrastive_weight: float = 1.0
     multi_label_weight: float = 1.0  # 0 disables the multi-label loss
     multi_label_form: str = "mean_log"  # mean_log (official code) | log_sum (paper's equation)
+    # CPU-scale options (off in the paper recipe): score prompts with the best segment instead of the pooled image,
+    # and penalise images whose tokens collapse into one or two groups (see groupvit.model.loss)
+    multi_label_pooling: str = "image"  # image (paper) | groups
+    group_usage_weight: float = 0.0
 
 
 @dataclass
@@ -46,4 +50,7 @@ class TrainConfig:
     log_every: int = 10
     nonfinite: str = "stop"  # stop | skip
     time_budget_s: float = 0.0  # 0 = no limit; >0 stops cleanly (with a checkpoint) after this wall time
+    # CPU-scale option (0 in the paper recipe): train with soft assignment for this many steps, then switch to the
+    # configured straight-through hard assignment
+    soft_assignment_steps: int = 0
     loss: LossConfig = field(default_factory=LossConfig)

@@ -86,6 +86,8 @@ class Engine:
     schedule: Callable[[int], float]
     autocast: Callable[[], AbstractContextManager] = nullcontext
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra forward arguments the loss asks for
+    before_step: Callable[[int], None] | None = None  # per-step schedule hook (e.g. soft -> hard assignment)
 
     @property
     def params(self) -> list[nn.Parameter]:
@@ -183,6 +185,8 @@ def train_loop(
         step = state.step
         lr = engine.schedule(step)
         set_lr(opt, lr)
+        if engine.before_step is not None:
+            engine.before_step(step)
         terms: dict[str, torch.Tensor] = {}
         for micro in range(accum):
             inputs = _to_device(_next_batch(batches), device)
@@ -190,7 +194,7 @@ def train_loop(
             sync_ctx = no_sync() if (no_sync is not None and micro < accum - 1) else nullcontext()
             with sync_ctx:
                 with engine.autocast():
-                    out = model(**inputs)
+                    out = model(**inputs, **engine.model_kwargs)
                     losses = engine.loss_fn(**out)
                 scaler.scale(losses["loss"] / accum).backward()
             for name, value in losses.items():

@@ -97,6 +97,14 @@ def total_steps_for(steps: int, epochs: float, num_samples: int, global_batch: i
     return total, steps_per_epoch
 
 
+def assignment_schedule(model: nn.Module, soft_steps: int) -> Callable[[int], None] | None:
+    """Soft grouping for the first `soft_steps` steps, then the model's own (hard) assignment; a pure function of
+    the step, so a resumed run switches at the same step."""
+    if soft_steps <= 0 or not hasattr(model, "set_hard_assignment"):
+        return None
+    return lambda step: model.set_hard_assignment(step >= soft_steps)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -207,7 +215,9 @@ def _train(
             find_unused_parameters=not uses_prompts,
         )
     engine = Engine(model, loss_fn, optimizer, scaler, schedule,
-                    autocast_context(device, tcfg.precision, tcfg.cpu_autocast), device)
+                    autocast_context(device, tcfg.precision, tcfg.cpu_autocast), device,
+                    model_kwargs=dict(getattr(loss_fn, "model_kwargs", {})),
+                    before_step=assignment_schedule(raw_model, tcfg.soft_assignment_steps))
 
     seed_everything(tcfg.seed + world.rank)  # per-rank randomness (Gumbel noise, drop-path) for a fresh run
     batches = data.make_batches(

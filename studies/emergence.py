@@ -1,0 +1,149 @@
+"""The emergence study (issue 6): train one configuration of the embedded world, score it on the VALIDATION split
+(tuning decisions never look at the eval split the tables report), and append one JSON line per scored checkpoint
+to results/studies/emergence.jsonl. Diagnostics beside mIoU say *why* a run fails: image-level zero-shot
+recognition (mAP of the pooled embedding against class prompts), oracle-labelled group mIoU (grouping alone) and
+the number of groups in use per image (collapse).
+
+    python studies/emergence.py --name base --variant groupvit_2stage
+    python studies/emergence.py --name vit --variant vit_baselines --grouper kmeans --grouper pixelwise
+    python studies/emergence.py --name big-objects --set world.object_size='[0.4,0.6]' --curve
+
+Runs live in runs/emergence/<name>/ and resume when repeated; --curve scores every kept checkpoint (learning curve).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from groupvit.config import load_config
+from groupvit.config.dataclass_io import to_dict
+from groupvit.data.world.generate import generate_world
+from groupvit.evaluation import ClusterGrouper, ZeroShotSegmenter, evaluate_group_oracle, evaluate_segmentation
+from groupvit.evaluation import load_eval_dataset
+from groupvit.model import build_model, model_config_from_dict
+from groupvit.train import run_training
+from groupvit.train.checkpointing import load_train_state
+
+LOG = Path("results/studies/emergence.jsonl")
+
+
+def model_from_train_state(path: Path) -> torch.nn.Module:
+    state = load_train_state(path)
+    model = build_model(model_config_from_dict(state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+@torch.no_grad()
+def recognition_map(model, dataset, class_names: list[str], templates: list[str], limit: int) -> float:
+    """Image-level zero-shot recognition: mean average precision of cos(image, class prompt) for presence."""
+    from sklearn.metrics import average_precision_score
+
+    from groupvit.evaluation.text import class_text_embeddings
+
+    text = class_text_embeddings(model, class_names, templates)
+    scores, present = [], []
+    for i in range(min(limit, len(dataset))):
+        item = dataset[i]
+        image = torch.from_numpy(np.asarray(item.image)).permute(2, 0, 1).float().div(255)
+        mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+        std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+        emb = model.encode_image(((image - mean) / std)[None])
+        scores.append((emb @ text.T)[0].numpy())
+        present.append([(np.asarray(item.mask) == c + 1).any() for c in range(len(class_names))])
+    scores, present = np.array(scores), np.array(present)
+    aps = [average_precision_score(present[:, c], scores[:, c]) for c in range(len(class_names)) if present[:, c].any()]
+    return float(np.mean(aps))
+
+
+def groups_in_use(segmenter: ZeroShotSegmenter, dataset, limit: int, min_share: float = 0.02) -> list[float]:
+    """Mean number of groups per image covering at least `min_share` of the pixels, for each stage."""
+    counts = []
+    for i in range(min(limit, len(dataset))):
+        maps = segmenter.group_maps(dataset[i].image)
+        counts.append([sum(np.bincount(m.ravel()) / m.size >= min_share) for m in maps])
+    return [float(x) for x in np.mean(np.array(counts), axis=0)] if counts else []
+
+
+def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
+    cluster = None if grouper == "groupvit" else ClusterGrouper(model, grouper, cfg.eval)
+    segmenter = ZeroShotSegmenter(model, dataset.class_names, cfg.eval, dataset="synthetic", grouper=cluster,
+                                  mean=cfg.data.augment.mean, std=cfg.data.augment.std)
+    result = evaluate_segmentation(segmenter, dataset, max_images=limit)
+    oracle = evaluate_group_oracle(segmenter, dataset, max_images=limit)
+    fg = [v for v in result.iou[1:] if not math.isnan(v)]
+    record = {
+        "grouper": grouper, "mIoU": result.miou, "mIoU_foreground": float(np.mean(fg)) if fg else None,
+        "oracle_mIoU": oracle.miou, "classes_found": int(sum(v > 0 for v in fg)),
+        "per_class_IoU": dict(zip(result.class_names, [None if math.isnan(v) else round(float(v), 4) for v in result.iou])),
+    }
+    if grouper == "groupvit":
+        record["groups_in_use"] = groups_in_use(segmenter, dataset, min(limit, 100))
+    record["recognition_mAP"] = recognition_map(model, dataset, list(dataset.class_names[1:]), cfg.eval.templates,
+                                                min(limit, 200))
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--variant", default="groupvit_2stage")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--grouper", action="append", default=None)
+    parser.add_argument("--val-images", type=int, default=300)
+    parser.add_argument("--curve", action="store_true", help="also score every kept intermediate checkpoint")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args(argv)
+
+    overrides = list(args.overrides) + (["train.keep_checkpoints=1000"] if args.curve else [])
+    cfg = load_config(preset=args.preset, overrides=overrides)
+    world_dir = Path("data/emergence") / _world_key(cfg)
+    if not (world_dir / "datacard.json").exists():
+        generate_world(cfg.world, world_dir, workers=2, progress=True)
+    run_dir = Path("runs/emergence") / args.name
+    started = time.time()
+    summary = run_training(cfg, args.variant, args.seed, run_dir, data_dir=world_dir)
+    variant_cfg = cfg.for_variant(args.variant, args.seed)
+    dataset = load_eval_dataset("synthetic", world_dir / "val", split="val")
+    groupers = args.grouper or (["groupvit"] if cfg.variants[args.variant].family == "groupvit" else ["kmeans"])
+    checkpoints = sorted((run_dir / "checkpoints").glob("step-*.pt")) if args.curve else []
+    targets = [(int(p.stem.split("-")[1]), model_from_train_state(p)) for p in checkpoints]
+    if not targets or targets[-1][0] != summary["steps"]:
+        from groupvit.model import load_model
+
+        targets.append((summary["steps"], load_model(run_dir / "model.pt")))
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    for step, model in targets:
+        for grouper in groupers:
+            record = {
+                "name": args.name, "variant": args.variant, "seed": args.seed, "overrides": args.overrides,
+                "note": args.note, "step": step, "total_steps": summary["steps"],
+                "train_time_s": summary.get("train_time_s"), "samples_per_s": summary.get("samples_per_s"),
+                "final_loss": summary.get("final_loss"), "world": _world_key(cfg),
+                **score(model, variant_cfg, dataset, grouper, args.val_images),
+            }
+            with open(LOG, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            print(f"{args.name} step {step} {grouper}: mIoU {record['mIoU']:.3f} fg {record['mIoU_foreground']:.3f} "
+                  f"oracle {record['oracle_mIoU']:.3f} recog-mAP {record['recognition_mAP']:.3f} "
+                  f"classes {record['classes_found']} groups {record.get('groups_in_use')}", flush=True)
+    print(f"total {time.time() - started:.0f}s")
+    return 0
+
+
+def _world_key(cfg) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(to_dict(cfg.world), sort_keys=True).encode()).hexdigest()[:12]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""The CPU-scale options of the embedded recipe (all off in the paper preset): segment-level multi-label loss,
+group-usage term, soft-then-hard assignment schedule."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from groupvit.model.loss import GroupViTLoss, group_usage_loss, multi_label_loss
+from groupvit.train.config import LossConfig
+from groupvit.train.runner import assignment_schedule
+from test_model_grouping import tiny_model
+
+
+def _unit(*shape: int) -> torch.Tensor:
+    return F.normalize(torch.randn(*shape), dim=-1)
+
+
+def test_group_pooled_multi_label_equals_loop_reference():
+    torch.manual_seed(0)
+    b, g, k, d, scale = 3, 4, 2, 8, torch.tensor(5.0)
+    groups, prompts = _unit(b, g, d), _unit(b, k, d)
+    got = multi_label_loss(groups.mean(1), prompts, scale, "mean_log", group_embed=groups)
+    flat = prompts.reshape(b * k, d)
+    sim = torch.stack([torch.stack([max(groups[i, h] @ flat[n] for h in range(g)) for n in range(b * k)])
+                       for i in range(b)])  # image i vs prompt n: its best group
+    log_p = F.log_softmax(scale * sim, dim=1)
+    image_side = -sum(log_p[i, i * k + j] for i in range(b) for j in range(k)) / (b * k)
+    text_side = F.cross_entropy(scale * sim.t(), torch.arange(b).repeat_interleave(k))
+    assert torch.allclose(got, 0.5 * (image_side + text_side), atol=1e-5)
+
+
+def test_group_pooling_with_one_group_is_the_image_loss():
+    image, prompts = _unit(4, 8), _unit(4, 3, 8)
+    plain = multi_label_loss(image, prompts, torch.tensor(3.0))
+    pooled = multi_label_loss(image, prompts, torch.tensor(3.0), group_embed=image[:, None])
+    assert torch.allclose(plain, pooled, atol=1e-6)
+
+
+def test_group_usage_is_zero_when_spread_and_one_when_collapsed():
+    spread = torch.full((2, 4, 10), 0.25)
+    collapsed = torch.zeros(2, 4, 10)
+    collapsed[:, 0] = 1.0
+    assert group_usage_loss([spread]).item() == 0.0
+    assert abs(group_usage_loss([collapsed]).item() - 1.0) < 1e-4
+
+
+def test_loss_asks_model_for_groups_only_when_needed():
+    assert GroupViTLoss(LossConfig()).model_kwargs == {"with_groups": False}
+    assert GroupViTLoss(LossConfig(multi_label_pooling="groups")).model_kwargs == {"with_groups": True}
+    assert GroupViTLoss(LossConfig(group_usage_weight=0.1)).model_kwargs == {"with_groups": True}
+
+
+def test_forward_with_groups_feeds_the_group_losses():
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    image = torch.randn(2, 3, 32, 32)
+    tokens = model.tokenizer(["a star", "a ring"])
+    prompts = model.tokenizer(["a photo of a star.", "a ring", "a photo of a ring.", "a star"]).view(2, 2, -1)
+    out = model(image, tokens, prompts, with_groups=True)
+    assert out["group_embed"].shape == (2, 4, model.cfg.proj_dim)
+    assert torch.allclose(out["image_embed"], model.encode_image(image), atol=1e-5)
+    losses = GroupViTLoss(LossConfig(multi_label_pooling="groups", group_usage_weight=0.5))(**out)
+    assert set(losses) == {"loss", "contrastive", "multi_label", "group_usage"}
+    losses["loss"].backward()
+    assert model.image_encoder.stages[0].group_token.grad is not None
+
+
+def test_soft_then_hard_schedule_switches_the_assignment():
+    torch.manual_seed(0)
+    model = tiny_model(gumbel=False).eval()
+    image = torch.randn(1, 3, 32, 32)
+    schedule = assignment_schedule(model, soft_steps=5)
+    schedule(4)
+    soft_tokens = model.image_encoder(image).tokens
+    schedule(5)
+    hard_tokens = model.image_encoder(image).tokens
+    assert not torch.allclose(soft_tokens, hard_tokens)
+    schedule(0)
+    assert torch.allclose(model.image_encoder(image).tokens, soft_tokens)
+    assert assignment_schedule(model, soft_steps=0) is None
