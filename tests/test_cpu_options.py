@@ -78,3 +78,42 @@ def test_soft_then_hard_schedule_switches_the_assignment():
     schedule(0)
     assert torch.allclose(model.image_encoder(image).tokens, soft_tokens)
     assert assignment_schedule(model, soft_steps=0) is None
+
+
+def test_merging_duplicates_changes_nothing_when_texts_are_distinct():
+    from groupvit.model.loss import contrastive_loss
+
+    torch.manual_seed(1)
+    image, text, prompts = _unit(4, 8), _unit(4, 8), _unit(4, 2, 8)
+    keys, prompt_keys = torch.arange(4), torch.arange(8).view(4, 2) + 100
+    scale = torch.tensor(4.0)
+    assert torch.allclose(contrastive_loss(image, text, scale), contrastive_loss(image, text, scale, text_key=keys))
+    assert torch.allclose(multi_label_loss(image, prompts, scale),
+                          multi_label_loss(image, prompts, scale, prompt_key=prompt_keys), atol=1e-6)
+
+
+def test_copies_of_a_caption_are_one_positive():
+    """Two images with the same caption: each image's loss takes the probability mass of both copies."""
+    from groupvit.model.loss import contrastive_loss
+
+    torch.manual_seed(2)
+    image, text = _unit(3, 8), _unit(3, 8)
+    text[1] = text[0]
+    keys = torch.tensor([7, 7, 9])
+    scale = torch.tensor(3.0)
+    got = contrastive_loss(image, text, scale, text_key=keys)
+    p_img = (scale * image @ text.t()).softmax(dim=1)
+    p_txt = (scale * text @ image.t()).softmax(dim=1)
+    positive = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    image_side = -torch.stack([p_img[i][positive[i]].sum().log() for i in range(3)]).mean()
+    text_side = -torch.stack([p_txt[i][positive[i]].sum().log() for i in range(3)]).mean()
+    assert torch.allclose(got, 0.5 * (image_side + text_side), atol=1e-6)
+
+
+def test_text_keys_identify_identical_token_sequences():
+    from groupvit.model.dual_encoder import text_key
+
+    tokens = torch.tensor([[1, 5, 9, 0], [1, 5, 9, 0], [1, 9, 5, 0]])
+    keys = text_key(tokens)
+    assert keys[0] == keys[1] and keys[0] != keys[2]
+    assert GroupViTLoss(LossConfig(merge_duplicate_texts=True)).model_kwargs["with_text_keys"] is True

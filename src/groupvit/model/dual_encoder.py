@@ -24,7 +24,15 @@ from .text_encoder import build_text_encoder
 from .tokenizer import Tokenizer, build_tokenizer
 from .vit import ViTImageEncoder
 
-__all__ = ["GroupViTModel"]
+__all__ = ["GroupViTModel", "text_key"]
+
+
+def text_key(tokens: torch.Tensor) -> torch.Tensor:
+    """An int64 hash of each token sequence [..., L] -> [...]: equal for identical texts, the same on every rank
+    (fixed weights), so losses can treat copies of one text as one positive."""
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randint(1, 2**62, (tokens.shape[-1],), generator=generator, dtype=torch.int64)
+    return (tokens.long() * weights.to(tokens.device)).sum(dim=-1)
 
 
 class GroupViTModel(nn.Module):
@@ -108,14 +116,20 @@ class GroupViTModel(nn.Module):
 
     # ---- training ----------------------------------------------------------------------------------------------
     def forward(
-        self, image: torch.Tensor, text: torch.Tensor, prompts: torch.Tensor | None = None, with_groups: bool = False
+        self, image: torch.Tensor, text: torch.Tensor, prompts: torch.Tensor | None = None, with_groups: bool = False,
+        with_text_keys: bool = False,
     ) -> dict[str, Any]:
         """image [B, 3, H, W], text [B, L], prompts [B, K, L] -> the loss's keyword arguments.
 
         with_groups (GroupViT only; asked for by losses that score segments): also `group_embed` [B, G, D] (the
         final segments, projected in the same head pass as the pooled embedding) and `soft_assignments` (per stage).
+        with_text_keys: also `text_key` [B] and `prompt_key` [B, K], equal exactly for identical token sequences.
         """
         out: dict[str, Any] = {"logit_scale": self._scale(self.logit_scale)}
+        if with_text_keys:
+            out["text_key"] = text_key(text)
+            if prompts is not None:
+                out["prompt_key"] = text_key(prompts)
         if with_groups and self.is_grouping:
             encoded = self.image_encoder(image)
             joint = F.normalize(self.image_head(torch.cat([encoded.pooled[:, None], encoded.tokens], dim=1)), dim=-1)

@@ -12,6 +12,9 @@ Two CPU-scale options, off in the paper recipe (see docs/embedded-world.md for w
 - multi_label_pooling="groups": the image side of the multi-label loss scores each prompt with the image's BEST
   segment (max over the final groups) instead of the pooled embedding, so every named object must be captured and
   named by one group, which is exactly what zero-shot segmentation reads out.
+- merge_duplicate_texts: identical texts in a batch (frequent when captions come from templates over a small
+  vocabulary, and for noun prompts with one template) are one positive, not a positive and its own negatives: an
+  image's loss sums the probability of every copy of its text, and a text's loss every image that owns a copy.
 - group_usage_weight > 0: minus the normalised entropy of each image's mean assignment over groups, per stage,
   which counters the collapse of all tokens into one or two groups seen on small data.
 """
@@ -24,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .distributed import gather_features
+from .distributed import gather_features, gather_keys
 
 __all__ = [
     "GroupViTLoss", "contrastive_loss", "group_usage_loss", "multi_label_loss", "MULTI_LABEL_FORMS",
@@ -44,18 +47,31 @@ class LossSettings(Protocol):
     multi_label_form: str
     multi_label_pooling: str
     group_usage_weight: float
+    merge_duplicate_texts: bool
+
+
+def _positive_log_prob(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """log of the softmax probability mass on the positive columns, per row."""
+    return torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=-1) - torch.logsumexp(logits, dim=-1)
 
 
 def contrastive_loss(
-    image_embed: torch.Tensor, text_embed: torch.Tensor, logit_scale: torch.Tensor, rank: int = 0, world_size: int = 1
+    image_embed: torch.Tensor, text_embed: torch.Tensor, logit_scale: torch.Tensor, rank: int = 0, world_size: int = 1,
+    text_key: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Symmetric InfoNCE; the positives of local row i are global column rank * B + i."""
+    """Symmetric InfoNCE; the positives of local row i are global column rank * B + i, and with `text_key` [B]
+    (ids of identical texts) also every column whose text equals row i's."""
     batch = image_embed.shape[0]
     all_image = gather_features(image_embed, world_size)
     all_text = gather_features(text_embed, world_size)
     labels = torch.arange(batch, device=image_embed.device) + rank * batch
-    loss_image = F.cross_entropy(logit_scale * image_embed @ all_text.t(), labels)
-    loss_text = F.cross_entropy(logit_scale * text_embed @ all_image.t(), labels)
+    image_logits = logit_scale * image_embed @ all_text.t()
+    text_logits = logit_scale * text_embed @ all_image.t()
+    if text_key is None:
+        return 0.5 * (F.cross_entropy(image_logits, labels) + F.cross_entropy(text_logits, labels))
+    positive = text_key[:, None] == gather_keys(text_key, world_size)[None, :]  # [B, W*B], own column included
+    loss_image = -_positive_log_prob(image_logits, positive).mean()
+    loss_text = -_positive_log_prob(text_logits, positive).mean()
     return 0.5 * (loss_image + loss_text)
 
 
@@ -67,9 +83,11 @@ def multi_label_loss(
     rank: int = 0,
     world_size: int = 1,
     group_embed: torch.Tensor | None = None,
+    prompt_key: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Multi-label image <-> prompt loss. image_embed [B, D], prompt_embed [B, K, D]; with group_embed [B, G, D]
-    an image's similarity to a prompt is its best group's (max over G) instead of its pooled embedding's."""
+    an image's similarity to a prompt is its best group's (max over G) instead of its pooled embedding's; with
+    prompt_key [B, K] (ids of identical prompts) every copy of a prompt counts as that prompt."""
     if form not in MULTI_LABEL_FORMS:
         raise ValueError(f"multi_label_form must be one of {MULTI_LABEL_FORMS}, got {form!r}")
     if prompt_embed.ndim != 3 or prompt_embed.shape[0] != image_embed.shape[0]:
@@ -90,12 +108,21 @@ def multi_label_loss(
         image_to_prompt = torch.einsum("bgd,nd->bgn", group_embed, all_prompts).amax(dim=1)
         prompt_to_image = torch.einsum("nd,mgd->nmg", prompts, all_groups).amax(dim=-1)
     log_p = F.log_softmax(logit_scale * image_to_prompt, dim=-1)  # [B, W*B*K]
-    own_log_p = log_p.view(batch, -1, k)[torch.arange(batch, device=log_p.device), own]  # [B, K]
+    if prompt_key is None:
+        own_log_p = log_p.view(batch, -1, k)[torch.arange(batch, device=log_p.device), own]  # [B, K]
+    else:
+        all_keys = gather_keys(prompt_key, world_size)  # [W*B, K]
+        copies = prompt_key[:, :, None] == all_keys.reshape(1, 1, -1)  # [B, K, W*B*K]
+        own_log_p = torch.logsumexp(log_p[:, None, :].masked_fill(~copies, float("-inf")), dim=-1)
     if form == "mean_log":
         loss_image = -own_log_p.mean(dim=-1).mean()
     else:
         loss_image = -torch.logsumexp(own_log_p, dim=-1).mean()
-    loss_text = F.cross_entropy(logit_scale * prompt_to_image, own.repeat_interleave(k))
+    if prompt_key is None:
+        loss_text = F.cross_entropy(logit_scale * prompt_to_image, own.repeat_interleave(k))
+    else:
+        owners = (prompt_key.reshape(-1, 1, 1) == all_keys[None]).any(dim=-1)  # [B*K, W*B]
+        loss_text = -_positive_log_prob(logit_scale * prompt_to_image, owners).mean()
     return 0.5 * (loss_image + loss_text)
 
 
@@ -133,6 +160,7 @@ class GroupViTLoss(nn.Module):
                 f"loss.multi_label_pooling must be one of {MULTI_LABEL_POOLINGS}, got {self.multi_label_pooling!r}"
             )
         self.group_usage_weight = float(getattr(cfg, "group_usage_weight", 0.0))
+        self.merge_duplicate_texts = bool(getattr(cfg, "merge_duplicate_texts", False))
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"invalid rank {rank} / world_size {world_size}")
         self.rank = rank
@@ -141,7 +169,10 @@ class GroupViTLoss(nn.Module):
     @property
     def model_kwargs(self) -> dict[str, bool]:
         """What the model's forward must add to its output for this loss (the training loop passes it on)."""
-        return {"with_groups": self.multi_label_pooling == "groups" or self.group_usage_weight > 0}
+        kwargs = {"with_groups": self.multi_label_pooling == "groups" or self.group_usage_weight > 0}
+        if self.merge_duplicate_texts:
+            kwargs["with_text_keys"] = True
+        return kwargs
 
     def forward(
         self,
@@ -152,15 +183,19 @@ class GroupViTLoss(nn.Module):
         multi_label_logit_scale: torch.Tensor | None = None,
         group_embed: torch.Tensor | None = None,
         soft_assignments: list[torch.Tensor] | None = None,
+        text_key: torch.Tensor | None = None,
+        prompt_key: torch.Tensor | None = None,
         **_: Any,
     ) -> dict[str, torch.Tensor]:
-        contrastive = contrastive_loss(image_embed, text_embed, logit_scale, self.rank, self.world_size)
+        if not self.merge_duplicate_texts:
+            text_key = prompt_key = None
+        contrastive = contrastive_loss(image_embed, text_embed, logit_scale, self.rank, self.world_size, text_key)
         use_multi = prompt_embed is not None and self.multi_label_weight > 0 and prompt_embed.shape[1] > 0
         if use_multi:
             scale = multi_label_logit_scale if multi_label_logit_scale is not None else logit_scale
             groups = group_embed if self.multi_label_pooling == "groups" else None
             multi = multi_label_loss(
-                image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size, groups
+                image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size, groups, prompt_key
             )
         else:
             multi = contrastive.new_zeros(())

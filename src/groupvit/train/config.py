@@ -13,6 +13,7 @@ class LossConfig:
     # and penalise images whose tokens collapse into one or two groups (see groupvit.model.loss)
     multi_label_pooling: str = "image"  # image (paper) | groups
     group_usage_weight: float = 0.0
+    merge_duplicate_texts: bool = False  # identical texts in a batch are one positive, not each other's negatives
 
 
 @dataclass
