@@ -7,11 +7,12 @@ real `SegmentationClass/*.png` files that mmsegmentation's VOC loader reads.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from groupvit.atomic import atomic_open
 
 IGNORE_INDEX = 255
 
@@ -49,16 +50,8 @@ def mask_to_image(mask: np.ndarray) -> Image.Image:
 
 def write_palette_png(path: str | Path, mask: np.ndarray) -> None:
     """Write a class-index mask as a VOC palette PNG, atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            mask_to_image(mask).save(fh, format="PNG", optimize=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        mask_to_image(mask).save(fh, format="PNG", optimize=False)
 
 
 def read_mask(path: str | Path) -> np.ndarray:

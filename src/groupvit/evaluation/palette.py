@@ -3,26 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # one palette for the project: the VOC helper's when present
-    from groupvit.data.voc import VOC_PALETTE as _VOC_PALETTE  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - only while the data package is incomplete
-    _VOC_PALETTE = None
+from groupvit.data.voc import voc_palette
 
 
 def class_palette(n: int = 256) -> np.ndarray:
-    """[n, 3] uint8 VOC colour map (class 0 black, 255 cream for ignore)."""
-    if _VOC_PALETTE is not None and n <= len(_VOC_PALETTE):
-        return np.asarray(_VOC_PALETTE[:n], dtype=np.uint8)
-    pal = np.zeros((n, 3), np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
+    """[n, 3] uint8 VOC colour map (class 0 black, 255 cream for ignore): figures match the dataset's mask PNGs."""
+    return voc_palette(n)
 
 
 def group_palette(n: int, seed: int = 0) -> np.ndarray:

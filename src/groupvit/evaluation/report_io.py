@@ -17,6 +17,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from groupvit.atomic import atomic_write_text
 from groupvit.evaluation.collector import SegmentationResult
 
 
@@ -27,18 +28,6 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk_size), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,7 +65,7 @@ def write_metrics_json(path: str | os.PathLike, result: SegmentationResult, *, m
     """Write the metrics JSON (strict JSON: NaN as null) and return the record."""
     record = metrics_record(result, model=model, dataset=dataset, protocol=protocol, checkpoint=checkpoint,
                             extra=extra)
-    _atomic_write_text(Path(path), json.dumps(record, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(Path(path), json.dumps(record, indent=2, allow_nan=False) + "\n")
     return record
 
 
@@ -93,4 +82,4 @@ def write_per_class_csv(path: str | os.PathLike, result: SegmentationResult, *, 
         iou, acc = result.iou[i], result.acc[i]
         writer.writerow([model, dataset, i, name, "" if math.isnan(iou) else f"{iou:.6f}",
                          "" if math.isnan(acc) else f"{acc:.6f}", int(gt_pixels[i]), int(pred_pixels[i])])
-    _atomic_write_text(Path(path), buf.getvalue())
+    atomic_write_text(Path(path), buf.getvalue())

@@ -22,7 +22,6 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..atomic import atomic_open
 from .config import ImageEncoderConfig, ModelConfig, TextEncoderConfig, model_config_from_dict
 from .convert_hf import convert_hf_state_dict, is_hf_state_dict, model_config_from_hf
 from .convert_nvlabs import convert_nvlabs_state_dict, is_nvlabs_state_dict
@@ -78,17 +78,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta: Any) -> P
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": _plain(meta, "meta"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", fsync=True) as handle:
+        torch.save(payload, handle)
     return path
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from groupvit.config import ExperimentConfig
-from groupvit.evaluation.report_io import _atomic_write_text
+from groupvit.atomic import atomic_write_text
 from groupvit.report.checks import checks_markdown, checks_records, reproduction_checks
 from groupvit.report.collect import load_metrics, load_run_summaries, variant_attributes
 from groupvit.report.tables import ablation_table, baselines_table, main_table, per_class_table
@@ -47,14 +47,14 @@ def build_tables(cfg: ExperimentConfig, metrics_dir: Path, runs_dir: Path, out_d
     for table in tables:
         table.write(tables_dir)
     checks = reproduction_checks(cfg, metrics, dataset)
-    _atomic_write_text(tables_dir / "checks.md", checks_markdown(checks))
-    _atomic_write_text(tables_dir / "checks.json", json.dumps(checks_records(checks), indent=2) + "\n")
+    atomic_write_text(tables_dir / "checks.md", checks_markdown(checks))
+    atomic_write_text(tables_dir / "checks.json", json.dumps(checks_records(checks), indent=2) + "\n")
     variants = pd.DataFrame([variant_attributes(cfg, v) for v in cfg.study.variants])
-    _atomic_write_text(tables_dir / "variants.csv", variants.to_csv(index=False))
+    atomic_write_text(tables_dir / "variants.csv", variants.to_csv(index=False))
     runs = load_run_summaries(runs_dir)
-    _atomic_write_text(tables_dir / "runs.csv", runs.to_csv(index=False))
-    _atomic_write_text(out_dir / "metrics_long.csv", metrics.to_csv(index=False))
+    atomic_write_text(tables_dir / "runs.csv", runs.to_csv(index=False))
+    atomic_write_text(out_dir / "metrics_long.csv", metrics.to_csv(index=False))
     curves = training_curves(runs_dir)
-    _atomic_write_text(out_dir / "training_curves.csv", curves.to_csv(index=False))
-    _atomic_write_text(out_dir / "metrics.json", json.dumps(dvc_metrics(metrics), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / "training_curves.csv", curves.to_csv(index=False))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(dvc_metrics(metrics), indent=2, sort_keys=True) + "\n")
     return [t.name for t in tables]

@@ -95,8 +95,8 @@ class Table:
 
     def write(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_text(out_dir / f"{self.name}.csv", self.frame.to_csv(index=False))
-        _atomic_text(out_dir / f"{self.name}.md", self.to_markdown())
+        atomic_write_text(out_dir / f"{self.name}.csv", self.frame.to_csv(index=False))
+        atomic_write_text(out_dir / f"{self.name}.md", self.to_markdown())
 
 
 def _cell(value) -> str:
@@ -105,10 +105,10 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    from groupvit.evaluation.report_io import _atomic_write_text
+def atomic_write_text(path: Path, text: str) -> None:
+    from groupvit.atomic import atomic_write_text
 
-    _atomic_write_text(path, text)
+    atomic_write_text(path, text)
 
 
 def _ours(stats: pd.DataFrame, model: str, dataset: str) -> tuple[float, float, int]:

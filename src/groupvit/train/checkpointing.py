@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from groupvit.atomic import atomic_open
 FORMAT = "groupvit-train-state"
 VERSION = 1
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
@@ -59,17 +59,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """torch.save to a temporary file beside `path`, fsync, then os.replace: readers never see a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", fsync=True) as handle:
+        torch.save(obj, handle)
     return path
 
 

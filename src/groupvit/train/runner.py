@@ -41,7 +41,7 @@ from groupvit.train.metrics_log import MetricsLogger, truncate_after
 from groupvit.train.optim import build_optimizer
 from groupvit.train.precision import autocast_context, enable_tf32, grad_scaler
 from groupvit.train.schedule import WarmupCosine, resolve_warmup_steps, scale_lr
-from groupvit.train.summary import atomic_write_json, build_summary, device_description
+from groupvit.train.summary import build_summary, device_description, write_summary_json
 
 LOSS_WINDOW = 50  # summary: mean of the last N steps' losses
 
@@ -269,7 +269,7 @@ def _train(
         parts.save_model(out_dir / "model.pt", raw_model, **{**meta, "step": result.state.step,
                                                               "data_content_hash": data.content_hash})
         summary["wall_time_s"] = time.monotonic() - wall_start
-        atomic_write_json(summary, summary_path)
+        write_summary_json(summary, summary_path)
         _say(ctx, f"done: {result.state.step} steps, final loss {summary['final_loss']:.4f}, "
                   f"{summary['samples_per_s']:.1f} samples/s -> {out_dir}")
     barrier()

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from groupvit.atomic import atomic_write_json
+
 
 def git_commit(cwd: str | Path | None = None) -> str:
     """`git rev-parse HEAD` of the source tree, or "unknown" outside a repository / without commits."""
@@ -35,20 +37,9 @@ def device_description(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def atomic_write_json(obj: Any, path: str | Path) -> Path:
-    """JSON to a temporary file beside `path`, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2, sort_keys=False, default=_jsonable)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def write_summary_json(obj: Any, path: str | Path) -> Path:
+    """The summary as JSON, atomically (Paths and tensors converted)."""
+    return atomic_write_json(obj, path, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:
@@ -85,4 +76,4 @@ def build_summary(config: dict, result: Any, **facts: Any) -> dict:
     }
 
 
-__all__ = ["atomic_write_json", "build_summary", "device_description", "git_commit"]
+__all__ = ["build_summary", "device_description", "git_commit", "write_summary_json"]

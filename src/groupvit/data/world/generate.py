@@ -26,7 +26,8 @@ from groupvit.data.world.config import WorldConfig
 from groupvit.data.world.datacard import build_card, summarise, write_card
 from groupvit.data.world.sample import Record, build_record, render_record, render_sample, sample_key
 from groupvit.data.world.validate import validate_world
-from groupvit.data.world.writers import DeterministicTarWriter, atomic_write_bytes, atomic_write_text, encode_jpeg, \
+from groupvit.atomic import atomic_write_bytes, atomic_write_text
+from groupvit.data.world.writers import DeterministicTarWriter, encode_jpeg, \
     encode_png
 
 __all__ = ["generate_world", "render_sample", "resolve_workers"]

@@ -1,0 +1,53 @@
+"""Atomic file writes: a temporary file beside the target, moved into place with os.replace only once complete.
+
+Snakemake and DVC treat an existing output as finished, and a killed training run resumes from whatever
+checkpoint exists, so no writer in this project may ever leave a half-written file under its final name.
+Standard library only: the model library uses it too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = False) -> Iterator[IO]:
+    """Yield a handle on a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    text_kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+    try:
+        with os.fdopen(fd, mode, **text_kwargs) as handle:
+            yield handle
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def atomic_write_json(obj: Any, path: str | os.PathLike, **dump_kwargs: Any) -> Path:
+    with atomic_open(path, "w") as handle:
+        json.dump(obj, handle, indent=2, **dump_kwargs)
+        handle.write("\n")
+    return Path(path)
