@@ -17,7 +17,7 @@ from .attention import make_block
 from .config import ImageEncoderConfig
 from .grouping import GroupingBlock, TokenMixingMlp
 from .outputs import ImageEncoderOutput
-from .patch_embed import PatchEmbed, new_pos_embed, resample_pos_embed
+from .patch_embed import PatchTokenEncoder
 
 __all__ = ["GroupingStage", "GroupViTImageEncoder", "init_vit_weights", "stage_output_groups"]
 
@@ -137,7 +137,7 @@ class GroupingStage(nn.Module):
         return x, groups, soft, hard
 
 
-class GroupViTImageEncoder(nn.Module):
+class GroupViTImageEncoder(PatchTokenEncoder):
     """Patch embedding + grouping stages + final LN + mean pool.
 
     Args:
@@ -149,21 +149,8 @@ class GroupViTImageEncoder(nn.Module):
     def __init__(
         self, cfg: ImageEncoderConfig, act_layer: type[nn.Module] = nn.GELU, norm_layer: type[nn.Module] = nn.LayerNorm
     ) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, norm_layer)
         dim = cfg.embed_dim
-        self.num_features = dim
-        self.patch_size = cfg.patch_size
-        self.patch_embed = PatchEmbed(
-            cfg.patch_size, cfg.in_chans, dim, cfg.stem, cfg.stem_channels, norm_layer=norm_layer
-        )
-        if cfg.image_size % cfg.patch_size:
-            raise ValueError(
-                f"image.image_size {cfg.image_size} is not a multiple of image.patch_size {cfg.patch_size}"
-            )
-        side = cfg.image_size // cfg.patch_size
-        self.base_grid = (side, side)
-        self.pos_embed = new_pos_embed(side * side, dim)
         outs = stage_output_groups(cfg)
         dpr = torch.linspace(0, cfg.drop_path_rate, max(sum(cfg.depths), 1)).tolist()
         stages, start = [], 0
@@ -188,8 +175,7 @@ class GroupViTImageEncoder(nn.Module):
                 init_vit_weights(module)
 
     def forward(self, image: torch.Tensor) -> ImageEncoderOutput:
-        x, grid = self.patch_embed(image)
-        x = x + resample_pos_embed(self.pos_embed, grid, self.base_grid)
+        x, grid = self.embed(image)
         groups: torch.Tensor | None = None
         soft_maps, hard_maps = [], []
         for stage in self.stages:

@@ -7,6 +7,8 @@ grid differs from the one it was trained on.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from timm.layers import resample_abs_pos_embed, trunc_normal_
 from torch import nn
@@ -111,3 +113,30 @@ def new_pos_embed(num_tokens: int, dim: int) -> nn.Parameter:
     param = nn.Parameter(torch.zeros(1, num_tokens, dim))
     trunc_normal_(param, std=0.02)
     return param
+
+
+class PatchTokenEncoder(nn.Module):
+    """Base of both image encoders: patch embedding + learned position embedding (resampled for other input sizes).
+
+    Subclasses add their blocks; `embed(image)` gives the position-encoded patch tokens and their grid.
+    """
+
+    def __init__(self, cfg: Any, norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
+        super().__init__()
+        if cfg.image_size % cfg.patch_size:
+            raise ValueError(
+                f"image.image_size {cfg.image_size} is not a multiple of image.patch_size {cfg.patch_size}"
+            )
+        self.cfg = cfg
+        self.num_features = cfg.embed_dim
+        self.patch_size = cfg.patch_size
+        self.patch_embed = PatchEmbed(
+            cfg.patch_size, cfg.in_chans, cfg.embed_dim, cfg.stem, cfg.stem_channels, norm_layer=norm_layer
+        )
+        side = cfg.image_size // cfg.patch_size
+        self.base_grid = (side, side)
+        self.pos_embed = new_pos_embed(side * side, cfg.embed_dim)
+
+    def embed(self, image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        x, grid = self.patch_embed(image)
+        return x + resample_pos_embed(self.pos_embed, grid, self.base_grid), grid

@@ -13,12 +13,12 @@ from .attention import make_block
 from .config import ImageEncoderConfig
 from .image_encoder import init_vit_weights
 from .outputs import ImageEncoderOutput
-from .patch_embed import PatchEmbed, new_pos_embed, resample_pos_embed
+from .patch_embed import PatchTokenEncoder
 
 __all__ = ["ViTImageEncoder"]
 
 
-class ViTImageEncoder(nn.Module):
+class ViTImageEncoder(PatchTokenEncoder):
     """Patch embedding + sum(cfg.depths) pre-LN blocks + final LN + mean pool.
 
     Args:
@@ -30,21 +30,8 @@ class ViTImageEncoder(nn.Module):
     def __init__(
         self, cfg: ImageEncoderConfig, act_layer: type[nn.Module] = nn.GELU, norm_layer: type[nn.Module] = nn.LayerNorm
     ) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, norm_layer)
         dim = cfg.embed_dim
-        self.num_features = dim
-        self.patch_size = cfg.patch_size
-        self.patch_embed = PatchEmbed(
-            cfg.patch_size, cfg.in_chans, dim, cfg.stem, cfg.stem_channels, norm_layer=norm_layer
-        )
-        if cfg.image_size % cfg.patch_size:
-            raise ValueError(
-                f"image.image_size {cfg.image_size} is not a multiple of image.patch_size {cfg.patch_size}"
-            )
-        side = cfg.image_size // cfg.patch_size
-        self.base_grid = (side, side)
-        self.pos_embed = new_pos_embed(side * side, dim)
         depth = sum(cfg.depths)
         dpr = torch.linspace(0, cfg.drop_path_rate, max(depth, 1)).tolist()
         self.blocks = nn.ModuleList(
@@ -58,8 +45,7 @@ class ViTImageEncoder(nn.Module):
                 init_vit_weights(module)
 
     def forward(self, image: torch.Tensor) -> ImageEncoderOutput:
-        x, grid = self.patch_embed(image)
-        x = x + resample_pos_embed(self.pos_embed, grid, self.base_grid)
+        x, grid = self.embed(image)
         for blk in self.blocks:
             x = blk(x)
         x = self.norm(x)
