@@ -117,3 +117,17 @@ def test_text_keys_identify_identical_token_sequences():
     keys = text_key(tokens)
     assert keys[0] == keys[1] and keys[0] != keys[2]
     assert GroupViTLoss(LossConfig(merge_duplicate_texts=True)).model_kwargs["with_text_keys"] is True
+
+
+def test_bag_of_words_text_tower_ignores_order_and_padding_and_round_trips(tmp_path):
+    from groupvit.model import ModelConfig, TextEncoderConfig, build_model, load_model, save_checkpoint
+    from test_model_grouping import image_cfg
+
+    model = build_model(ModelConfig(image=image_cfg(), text=TextEncoderConfig(kind="bow", width=32, context_length=16),
+                                    proj_hidden=32, proj_dim=8)).eval()
+    a, b = model.tokenizer(["a red star", "star red a"])
+    feats = model.text_encoder(torch.stack([a, b]))
+    assert torch.allclose(feats[0], feats[1], atol=1e-6)
+    path = save_checkpoint(tmp_path / "bow.pt", model)
+    again = load_model(path)
+    assert torch.allclose(again.encode_text(a[None]), model.encode_text(a[None]), atol=1e-6)

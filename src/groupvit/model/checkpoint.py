@@ -238,6 +238,9 @@ def infer_model_config(sd: Mapping[str, torch.Tensor]) -> ModelConfig:
     image["mlp_ratio"] = sd[fc1].shape[0] / dim
     if any(k.startswith("text_encoder.model.") for k in sd):
         text = TextEncoderConfig(kind="minilm")
+    elif "text_encoder.positional_embedding" not in sd:
+        vocab, width = sd["text_encoder.token_embedding.weight"].shape
+        text = TextEncoderConfig(kind="bow", vocab_size=int(vocab), width=int(width))
     else:
         vocab, width = sd["text_encoder.token_embedding.weight"].shape
         text = TextEncoderConfig(

