@@ -9,12 +9,14 @@ the number of groups in use per image (collapse).
     python studies/emergence.py --name big-objects --set world.object_size='[0.4,0.6]' --curve
 
 Runs live in runs/emergence/<name>/ and resume when repeated; --curve scores every kept checkpoint (learning curve).
+`python studies/emergence.py summarize` prints the log as the Markdown table of docs/embedded-world.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +26,9 @@ import torch
 from groupvit.config import load_config
 from groupvit.config.dataclass_io import to_dict
 from groupvit.data.world.generate import generate_world
-from groupvit.evaluation import ClusterGrouper, ZeroShotSegmenter, evaluate_group_oracle, evaluate_segmentation
+from groupvit.evaluation import (
+    ClusterGrouper, SegmentationMeter, ZeroShotSegmenter, evaluate_group_oracle, evaluate_segmentation,
+)
 from groupvit.evaluation import load_eval_dataset
 from groupvit.model import build_model, model_config_from_dict
 from groupvit.train import run_training
@@ -75,12 +79,14 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
     cluster = None if grouper == "groupvit" else ClusterGrouper(model, grouper, cfg.eval)
     segmenter = ZeroShotSegmenter(model, dataset.class_names, cfg.eval, dataset="synthetic", grouper=cluster,
                                   mean=cfg.data.augment.mean, std=cfg.data.augment.std)
-    result = evaluate_segmentation(segmenter, dataset, max_images=limit)
+    floor = SegmentationMeter(dataset.class_names, dataset.ignore_index)  # all-background predictor
+    result = evaluate_segmentation(segmenter, dataset, max_images=limit,
+                                   on_image=lambda item, pred, _: floor.update(np.zeros_like(item.mask), item.mask))
     oracle = evaluate_group_oracle(segmenter, dataset, max_images=limit)
     fg = [v for v in result.iou[1:] if not math.isnan(v)]
     record = {
         "grouper": grouper, "mIoU": result.miou, "mIoU_foreground": float(np.mean(fg)) if fg else None,
-        "oracle_mIoU": oracle.miou, "classes_found": int(sum(v > 0 for v in fg)),
+        "oracle_mIoU": oracle.miou, "floor_mIoU": floor.result().miou, "classes_found": int(sum(v > 0 for v in fg)),
         "per_class_IoU": dict(zip(result.class_names, [None if math.isnan(v) else round(float(v), 4) for v in result.iou])),
     }
     if grouper == "groupvit":
@@ -90,7 +96,29 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
     return record
 
 
+def summarize(path: Path = LOG) -> str:
+    """The study log as a Markdown table (final checkpoint of each run and scorer), for docs/embedded-world.md."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    final = {}
+    for r in records:
+        if r["step"] == r["total_steps"]:
+            final[(r["name"], r["grouper"])] = r
+    lines = ["| run | scorer | steps | train min | samples/s | recognition mAP | mIoU | objects mIoU | oracle mIoU "
+             "| classes > 0 | groups per image (stage 1, 2) |", "|" + " --- |" * 11]
+    for (name, grouper), r in final.items():
+        groups = ", ".join(f"{g:.1f}" for g in r.get("groups_in_use", [])) or "-"
+        lines.append(
+            f"| {name} | {grouper} | {r['total_steps']} | {r['train_time_s'] / 60:.1f} | {r['samples_per_s']:.0f} "
+            f"| {r['recognition_mAP']:.2f} | {100 * r['mIoU']:.1f} | {100 * (r['mIoU_foreground'] or 0):.1f} "
+            f"| {100 * r['oracle_mIoU']:.1f} | {r['classes_found']} | {groups} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "summarize":
+        print(summarize())
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True)
     parser.add_argument("--preset", default="default")

@@ -83,8 +83,14 @@ def run_summaries():
     return expand(f"{RUNS}/{{variant}}/seed{{seed}}/summary.json", variant=EXP.study.variants, seed=SEEDS)
 
 
+def trained_models():
+    return expand(f"{RUNS}/{{variant}}/seed{{seed}}/model.pt", variant=EXP.study.variants, seed=SEEDS)
+
+
 def all_targets():
-    targets = []
+    """The report and tables, plus every trained model: a deleted model is a missing target, so Snakemake retrains
+    it and reruns exactly its descendants (a missing intermediate file alone would not trigger anything)."""
+    targets = trained_models()
     if EXP.data.source == "synthetic":
         targets += world_outputs()
     targets += [f"{RESULTS}/tables/zero_shot.md", f"{RESULTS}/reports/report.html"]

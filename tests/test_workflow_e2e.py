@@ -1,0 +1,99 @@
+"""The whole workflow on the smoke preset, as a user runs it: `snakemake`, then `dvc repro` on the same checkout.
+
+Slow by nature (about 3 minutes on 2 cores): it trains two tiny models, scores five, builds tables and renders the
+papermill report. It runs in a copy of the checkout so the developer's data/, runs/ and results/ stay untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TOP_LEVEL_SKIP = {".venv", ".git", "data", "runs", "logs", ".snakemake", ".pytest_cache"}
+
+pytestmark = pytest.mark.slow
+
+
+def _copy_checkout(dst: Path) -> None:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        rel = Path(folder).relative_to(REPO)
+        skipped = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        if rel == Path("."):
+            skipped |= TOP_LEVEL_SKIP & set(names)
+        elif rel == Path(".dvc"):
+            skipped |= {"cache", "tmp"} & set(names)
+        elif rel == Path("results"):
+            skipped |= {n for n in names if (Path(folder) / n).is_dir() and n != "benchmarks"}
+        return skipped
+
+    shutil.copytree(REPO, dst, ignore=ignore, symlinks=True)
+    (dst / "data").mkdir(exist_ok=True)
+    shutil.copy(REPO / "data" / "README.md", dst / "data" / "README.md")
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONHASHSEED": "0"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-4000:]}"
+    return output
+
+
+@pytest.fixture(scope="module")
+def smoke_checkout(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("checkout") / "repo"
+    _copy_checkout(root)
+    config = root / "config" / "config.yaml"
+    config.write_text(re.sub(r"^preset: \w+", "preset: smoke", config.read_text(), flags=re.M))
+    _run(["git", "init", "-q"], root)
+    _run(["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "add", "-A"], root)
+    _run(["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "commit", "-qm", "smoke"], root)
+    _run(["snakemake", "--cores", "2"], root, timeout=900)
+    return root
+
+
+def test_snakemake_builds_tables_metrics_and_report(smoke_checkout):
+    results = smoke_checkout / "results" / "smoke"
+    zero_shot = (results / "tables" / "zero_shot.md").read_text()
+    for model in ["groupvit_2stage", "vit_baselines_kmeans", "vit_baselines_pixelwise", "vit_baselines_spectral"]:
+        assert model in zero_shot
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert 0.0 <= metrics["groupvit_2stage"]["synthetic"]["mIoU"] <= 100.0
+    html = (results / "reports" / "report.html").read_text()
+    assert "What reproduced and what did not" in html and "Traceback" not in html
+    assert (results / "figures" / "qualitative.png").stat().st_size > 10_000
+
+
+def test_second_run_has_nothing_to_do_and_a_deleted_checkpoint_reruns_only_its_descendants(smoke_checkout):
+    assert "Nothing to be done" in _run(["snakemake", "--cores", "2", "-n"], smoke_checkout)
+    (smoke_checkout / "runs" / "smoke" / "vit_baselines" / "seed0" / "model.pt").unlink()
+    plan = _run(["snakemake", "--cores", "2", "-n"], smoke_checkout)
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))
+    assert jobs.get("pretrain") == "1" and jobs.get("evaluate") == "4", plan
+    assert "synthesize_world" not in jobs
+
+
+def test_dvc_repro_runs_the_same_dag_and_then_is_up_to_date(smoke_checkout):
+    _run(["snakemake", "--cores", "2"], smoke_checkout, timeout=900)  # restore what the previous test deleted
+    _run(["dvc", "repro"], smoke_checkout, timeout=900)
+    assert (smoke_checkout / "dvc.lock").exists()
+    second = _run(["dvc", "repro"], smoke_checkout)
+    assert "didn't change" in second or "up to date" in second
+    shown = _run(["dvc", "metrics", "show"], smoke_checkout)
+    assert "groupvit_2stage" in shown
+
+
+def test_invalid_preset_is_rejected_at_dag_build_with_valid_names(smoke_checkout):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(["snakemake", "-n", "--config", "preset=nope"], cwd=smoke_checkout, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "valid presets" in result.stdout + result.stderr
