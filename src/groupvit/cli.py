@@ -138,6 +138,28 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Zero-shot classification: an ImageNet-style folder (root/<class>/*.jpg) or the world's single-object crops."""
+    from groupvit.atomic import atomic_write_json
+    from groupvit.evaluation import evaluate_image_folder, evaluate_object_crops
+    from groupvit.model import load_model
+
+    cfg = _config(args)
+    model = load_model(args.checkpoint)
+    norm = {"mean": cfg.data.augment.mean, "std": cfg.data.augment.std}
+    if args.folder:
+        result = evaluate_image_folder(model, args.folder, cfg.eval, max_images=args.max_images, **norm)
+    else:
+        dataset = _eval_dataset(cfg, "synthetic", args.split, args.root)
+        result = evaluate_object_crops(model, dataset, cfg.eval, max_images=args.max_images, **norm)
+    record = {"checkpoint": args.checkpoint, "source": args.folder or f"synthetic/{args.split} object crops",
+              **result.to_dict()}
+    if args.out:
+        atomic_write_json(record, args.out)
+    print(f"top-1 {result.top1:.4f}, top-5 {result.top5:.4f} on {result.num_images} images")
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     from groupvit.report.build import build_tables
 
@@ -200,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bg-thresh", type=float, default=None, help="background threshold (default: eval.bg_thresh)")
     p.add_argument("--out", required=True, help="folder for the overlay PNGs")
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("classify", help="zero-shot classification accuracy (image folder or synthetic object crops)")
+    _add_config_args(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--folder", default=None, help="ImageNet-style root/<class_name>/*.jpg (default: world crops)")
+    p.add_argument("--split", default="eval", choices=["eval", "val"])
+    p.add_argument("--root", default=None, help="synthetic split folder (default: data/<preset>/synthetic/<split>)")
+    p.add_argument("--max-images", type=int, default=0)
+    p.add_argument("--out", default=None, help="write the result as JSON here")
+    p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("tables", help="the paper's tables from a study's metrics, with the published numbers beside")
     _add_config_args(p)

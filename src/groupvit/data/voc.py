@@ -6,7 +6,6 @@ real `SegmentationClass/*.png` files that mmsegmentation's VOC loader reads.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

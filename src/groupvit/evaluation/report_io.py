@@ -12,7 +12,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any

@@ -11,7 +11,6 @@ separately as model.pt with groupvit.model.save_checkpoint.
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path

@@ -5,12 +5,9 @@ content hash and the git commit next to the figures, and it is written atomicall
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
