@@ -9,7 +9,8 @@ the number of groups in use per image (collapse).
     python studies/emergence.py --name big-objects --set world.object_size='[0.4,0.6]' --curve
 
 Runs live in runs/emergence/<name>/ and resume when repeated; --curve scores every kept checkpoint (learning curve).
-`python studies/emergence.py summarize` prints the log as the Markdown table of docs/embedded-world.md.
+`python studies/emergence.py summarize` prints the log as the Markdown table of docs/embedded-world.md;
+`python studies/emergence.py curves` plots results/studies/learning_curves.png.
 """
 from __future__ import annotations
 
@@ -115,9 +116,40 @@ def summarize(path: Path = LOG) -> str:
     return "\n".join(lines)
 
 
+def learning_curves(path: Path = LOG, out: Path = LOG.with_name("learning_curves.png")) -> Path:
+    """Recognition mAP and mIoU against training steps for every run scored with --curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    runs = sorted({(r["name"], r["grouper"]) for r in records})
+    for name, grouper in runs:
+        rs = sorted((r for r in records if r["name"] == name and r["grouper"] == grouper), key=lambda r: r["step"])
+        steps = [r["step"] for r in rs]
+        label = f"{name} ({grouper})"
+        axes[0].plot(steps, [r["recognition_mAP"] for r in rs], marker="o", label=label)
+        axes[1].plot(steps, [100 * r["mIoU"] for r in rs], marker="o", label=label)
+        axes[2].plot(steps, [100 * (r["mIoU_foreground"] or 0) for r in rs], marker="o", label=label)
+    for ax, title in zip(axes, ["image-level recognition mAP", "mIoU (%)", "objects-only mIoU (%)"]):
+        ax.set_title(title)
+        ax.set_xlabel("training step (batch 64)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Emergence study, validation split")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "summarize":
         print(summarize())
+        return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "curves":
+        print(learning_curves())
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True)
