@@ -140,6 +140,7 @@ def _rank_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         torch.save({"loss": out["loss"].detach(), "contrastive": out["contrastive"].detach(),
                     "grads": [t.grad for t in leaves], "scale_grads": [s.grad for s in scales]},
                    f"{out_dir}/rank{rank}.pt")
+        dist.barrier()  # no rank may tear the group down while the other still runs a collective
     finally:
         dist.destroy_process_group()
 

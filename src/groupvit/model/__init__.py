@@ -6,22 +6,44 @@
     save_checkpoint("model.pt", model, step=1000); model = load_model("model.pt")
     model = load_model("group_vit_gcc_yfcc_30e-879422e0.pth")   # official weights (or an HF folder / state dict)
 """
-from .checkpoint import (
-    ArchitectureMismatch,
-    checkpoint_filter_fn,
-    infer_model_config,
-    load_checkpoint_state,
-    load_model,
-    save_checkpoint,
-)
-from .config import ImageEncoderConfig, ModelConfig, TextEncoderConfig, model_config_from_dict
-from .convert_hf import convert_hf_state_dict, model_config_from_hf
-from .convert_nvlabs import convert_nvlabs_state_dict
-from .dual_encoder import GroupViTModel
-from .factory import build_model, validate_model_config
-from .loss import GroupViTLoss, contrastive_loss, multi_label_loss
-from .outputs import GroupingOutput, ImageEncoderOutput
-from .tokenizer import ClipBpeTokenizer, WordPieceTokenizer, build_tokenizer
+import importlib
+from typing import Any
+
+# Attributes load lazily: the config loader imports groupvit.model.config (plain dataclasses) on every CLI call and at
+# Snakemake's DAG build, which must not pay for importing torch and timm.
+_LAZY = {
+    "ArchitectureMismatch": "checkpoint",
+    "ClipBpeTokenizer": "tokenizer",
+    "GroupViTLoss": "loss",
+    "GroupViTModel": "dual_encoder",
+    "GroupingOutput": "outputs",
+    "ImageEncoderConfig": "config",
+    "ImageEncoderOutput": "outputs",
+    "ModelConfig": "config",
+    "TextEncoderConfig": "config",
+    "WordPieceTokenizer": "tokenizer",
+    "build_model": "factory",
+    "build_tokenizer": "tokenizer",
+    "checkpoint_filter_fn": "checkpoint",
+    "contrastive_loss": "loss",
+    "convert_hf_state_dict": "convert_hf",
+    "convert_nvlabs_state_dict": "convert_nvlabs",
+    "infer_model_config": "checkpoint",
+    "load_checkpoint_state": "checkpoint",
+    "load_model": "checkpoint",
+    "model_config_from_dict": "config",
+    "model_config_from_hf": "convert_hf",
+    "multi_label_loss": "loss",
+    "save_checkpoint": "checkpoint",
+    "validate_model_config": "factory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"groupvit.model.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'groupvit.model' has no attribute {name!r}")
+
 
 __all__ = [
     "ArchitectureMismatch", "ClipBpeTokenizer", "GroupViTLoss", "GroupViTModel", "GroupingOutput",
