@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary file beside the target, moved into place with os.replace only once complete.
+"""Atomic file writes (a temporary file beside the target, moved into place with os.replace only once complete) and
+the streamed sha256 that data cards and metrics files record of what they describe.
 
 Snakemake and DVC treat an existing output as finished, and a killed training run resumes from whatever
 checkpoint exists, so no writer in this project may ever leave a half-written file under its final name.
@@ -6,6 +7,7 @@ Standard library only: the model library uses it too.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -51,3 +53,12 @@ def atomic_write_json(obj: Any, path: str | os.PathLike, **dump_kwargs: Any) -> 
         json.dump(obj, handle, indent=2, **dump_kwargs)
         handle.write("\n")
     return Path(path)
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, streamed (checkpoints and shards can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()

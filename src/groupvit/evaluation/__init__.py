@@ -16,8 +16,7 @@ The package import stays light (the config loader imports EvalConfig from here);
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from groupvit.lazy import lazy_getattr
 
 _LAZY = {
     "ZeroShotSegmenter": "segmenter",
@@ -39,11 +38,6 @@ _LAZY = {
     "evaluate_object_crops": "classification",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"groupvit.evaluation.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'groupvit.evaluation' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)

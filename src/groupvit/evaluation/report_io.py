@@ -7,7 +7,6 @@ workflow treats an existing file as a finished result.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -16,17 +15,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from groupvit.atomic import atomic_write_text
+from groupvit.atomic import atomic_write_text, sha256_file
 from groupvit.evaluation.collector import SegmentationResult
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, streamed (checkpoints can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _jsonable(value: Any) -> Any:

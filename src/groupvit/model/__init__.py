@@ -6,11 +6,11 @@
     save_checkpoint("model.pt", model, step=1000); model = load_model("model.pt")
     model = load_model("group_vit_gcc_yfcc_30e-879422e0.pth")   # official weights (or an HF folder / state dict)
 """
-import importlib
-from typing import Any
 
-# Attributes load lazily: the config loader imports groupvit.model.config (plain dataclasses) on every CLI call and at
-# Snakemake's DAG build, which must not pay for importing torch and timm.
+from groupvit.lazy import lazy_getattr
+
+# Attributes load lazily (groupvit.lazy): reading a config must not import torch and timm.
+
 _LAZY = {
     "ArchitectureMismatch": "checkpoint",
     "ClipBpeTokenizer": "tokenizer",
@@ -38,12 +38,7 @@ _LAZY = {
     "validate_model_config": "factory",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"groupvit.model.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'groupvit.model' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "ArchitectureMismatch", "ClipBpeTokenizer", "GroupViTLoss", "GroupViTModel", "GroupingOutput",

@@ -7,24 +7,17 @@ runner. Attributes are imported lazily so that reading a config (which imports t
 """
 from __future__ import annotations
 
-from typing import Any
+from groupvit.lazy import lazy_getattr
 
 _LAZY = {
-    "run_training": "groupvit.train.runner",
-    "train": "groupvit.train.runner",
-    "ModelParts": "groupvit.train.runner",
-    "TrainData": "groupvit.train.data_source",
-    "NonFiniteLossError": "groupvit.train.loop",
-    "world_info_from_env": "groupvit.train.distributed",
+    "run_training": "runner",
+    "train": "runner",
+    "ModelParts": "runner",
+    "TrainData": "data_source",
+    "NonFiniteLossError": "loop",
+    "world_info_from_env": "distributed",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'groupvit.train' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)

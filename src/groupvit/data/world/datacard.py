@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from groupvit.data.world.config import WorldConfig
-from groupvit.atomic import atomic_write_text
-from groupvit.data.world.writers import sha256_file
+from groupvit.atomic import atomic_write_text, sha256_file
 
 CARD_FILES = ("datacard.json", "datacard.md")
 GENERATOR_VERSION = "1"  # bump when the same config would produce different bytes

@@ -6,7 +6,6 @@ encoders run with fixed settings and no metadata chunks.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tarfile
@@ -31,14 +30,6 @@ def encode_jpeg(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array, "RGB").save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=False)
     return buf.getvalue()
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _temp_beside(path: Path) -> tuple[int, str]:
