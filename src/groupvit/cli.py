@@ -64,7 +64,41 @@ def _eval_dataset(cfg: ExperimentConfig, name: str, split: str, root: str | None
 
     if name == "synthetic":
         return load_eval_dataset("synthetic", root or cfg.data_dir / "synthetic" / split, split="val")
-    return load_eval_dataset(name, root)
+    from groupvit.data.eval_sets import reader_root
+
+    return load_eval_dataset(name, root or reader_root(cfg.eval_data.root, name))
+
+
+def cmd_download_eval(args: argparse.Namespace) -> int:
+    """Download, verify, extract and convert real evaluation datasets (groupvit.data.eval_sets)."""
+    from groupvit.data.archive import UnsafeArchiveError
+    from groupvit.data.eval_sets import EVAL_SETS, EvalDataError, prepare_eval_dataset
+    from groupvit.data.fetch import DownloadError
+
+    cfg = _config(args)
+    ed = cfg.eval_data
+    names = list(EVAL_SETS) if args.dataset == "all" else [args.dataset]
+    for name in names:
+        try:
+            path = prepare_eval_dataset(name, args.root or ed.root, downloads=args.downloads or ed.downloads or None,
+                                        urls=ed.urls, sha256=ed.sha256,
+                                        allow_unpinned=args.allow_unpinned or ed.allow_unpinned)
+        except (DownloadError, EvalDataError, UnsafeArchiveError) as err:
+            print(f"groupvit download-eval: {name}: {err}", file=sys.stderr)
+            return 1
+        print(f"{name}: ready under {path}")
+    return 0
+
+
+def _segmenter(cfg: ExperimentConfig, model, class_names, grouper_name: str, dataset: str | None):
+    from groupvit.evaluation import ClusterGrouper, ZeroShotSegmenter
+
+    grouper = None if grouper_name == "groupvit" else ClusterGrouper(model, grouper_name, cfg.eval)
+    return ZeroShotSegmenter(
+        model, class_names, cfg.eval, dataset=dataset, grouper=grouper,
+        mean=cfg.data.augment.mean, std=cfg.data.augment.std,
+    )
+
 
 
 def _segmenter(cfg: ExperimentConfig, model, class_names, grouper_name: str, dataset: str | None):
@@ -91,6 +125,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.variant:
         cfg = cfg.for_variant(args.variant)
+    if not Path(args.checkpoint).is_file():  # before minutes of dataset / model setup
+        raise ConfigError(f"--checkpoint {args.checkpoint}: no such file (the released GroupViT weights and where to "
+                          f"download them: README, 'Real data: evaluation sets and the paper preset')")
     dataset = _eval_dataset(cfg, args.dataset, args.split, args.root)
     model = load_model(args.checkpoint)
     segmenter = _segmenter(cfg, model, dataset.class_names, args.grouper, args.dataset)
@@ -232,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=0)
     p.add_argument("--out", default=None, help="write the result as JSON here")
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("download-eval", help="download, verify and convert VOC / Context / COCO-Object for evaluation")
+    _add_config_args(p)
+    p.add_argument("--dataset", required=True, choices=["voc", "context", "coco_object", "all"])
+    p.add_argument("--root", default=None, help="parent folder of the datasets (default: eval_data.root, data)")
+    p.add_argument("--downloads", default=None, help="archive folder (default: eval_data.downloads or ROOT/downloads)")
+    p.add_argument("--allow-unpinned", action="store_true",
+                   help="accept files with no published checksum (records and prints the sha256 it gets)")
+    p.set_defaults(func=cmd_download_eval)
 
     p = sub.add_parser("tables", help="the paper's tables from a study's metrics, with the published numbers beside")
     _add_config_args(p)

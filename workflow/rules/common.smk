@@ -65,7 +65,7 @@ def train_data_inputs(wildcards):
 
 
 def eval_data_inputs(wildcards):
-    return world_outputs() if wildcards.dataset == "synthetic" else []
+    return world_outputs() if wildcards.dataset == "synthetic" else real_eval_data_inputs(wildcards.dataset)
 
 
 def model_checkpoint(wildcards):

@@ -19,12 +19,28 @@ class DatasetLayoutError(FileNotFoundError):
     """A dataset is missing or not in the expected layout; the message says what and how to get it."""
 
 
+# Where `groupvit download-eval` puts each real dataset under its --root (groupvit.data.eval_sets.EVAL_SETS).
+_DOWNLOAD_LAYOUT = {"voc": ("voc", "VOCdevkit", "VOC2012"), "context": ("context", "VOCdevkit", "VOC2010"),
+                    "coco_object": ("coco",)}
+
+
+def _how_to_get(dataset: str, root: Path) -> str:
+    if dataset not in _DOWNLOAD_LAYOUT:
+        return f"Run `snakemake {root}` to generate it (or pass its root)"
+    tail = _DOWNLOAD_LAYOUT[dataset]
+    parts = Path(root).parts
+    data_root = Path(*parts[:-len(tail)]) if parts[-len(tail):] == tail else None  # Path() is '.'
+    where = f" --root {data_root}" if data_root is not None else " --root DIR"
+    note = "" if data_root is not None else f" (it then lives under DIR/{'/'.join(tail)}; pass that as the root)"
+    return (f"Download and prepare it with `groupvit download-eval --dataset {dataset}{where}`{note}; a snakemake "
+            f"run of a preset that lists it does the same (rule download_eval_dataset)")
+
+
 def layout_error(dataset: str, missing: Path, root: Path, layout: str, extra: str = "") -> DatasetLayoutError:
     return DatasetLayoutError(
         f"{dataset}: {missing} is missing.{(' ' + extra) if extra else ''}\n"
         f"Expected under {root}:\n{layout}\n"
-        f"Run `snakemake {root}` to download and prepare it (or pass its root), or set eval.datasets "
-        f"to leave {dataset} out."
+        f"{_how_to_get(dataset, root)}, or set eval.datasets to leave {dataset} out."
     )
 
 

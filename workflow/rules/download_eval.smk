@@ -1,0 +1,33 @@
+# Real evaluation datasets (Pascal VOC 2012 val, Pascal Context val, COCO-Object val2017): download (resumable,
+# checksum-verified), safe extraction and conversion into the readers' layouts; groupvit.data.eval_sets.
+# One job per dataset, in the DAG only when a preset's eval.datasets lists a real dataset whose data are not in place
+# (eval_data_inputs in common.smk asks real_eval_data_inputs below). Runs on the submitting host under a cluster
+# profile (localrules): compute nodes often have no internet.
+from functools import partial  # noqa: E402
+
+from groupvit.data.eval_sets import FOLDER_TO_DATASET, missing_ready_markers  # noqa: E402
+
+EVAL_ROOT = str(Path(EXP.eval_data.root))
+# real_eval_data_inputs(dataset): [] when the dataset is ready or already in the reader's layout, else [its marker]
+real_eval_data_inputs = partial(missing_ready_markers, EVAL_ROOT)
+
+
+localrules:
+    download_eval_dataset,
+
+
+rule download_eval_dataset:
+    output:
+        ready=f"{EVAL_ROOT}/{{evalfolder}}/.groupvit-ready.json",
+    wildcard_constraints:
+        evalfolder="|".join(FOLDER_TO_DATASET),
+    params:
+        config_args=CONFIG_ARGS,
+        dataset=lambda wildcards: FOLDER_TO_DATASET[wildcards.evalfolder],
+        root=lambda wildcards, output: Path(output.ready).parent.parent,
+    log:
+        f"{LOGS}/download_eval/{{evalfolder}}.log",
+    conda:
+        "../envs/groupvit.yaml"
+    shell:
+        "groupvit download-eval {params.config_args} --dataset {params.dataset} --root {params.root} > {log} 2>&1"
