@@ -197,6 +197,51 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download_pairs(args: argparse.Namespace) -> int:
+    """URL/caption lists -> webdataset shards (groupvit.data.pairs): the preset's `pairs` datasets, or --list."""
+    from dataclasses import replace
+
+    from groupvit.data.pairs.config import PairsDatasetConfig
+    from groupvit.data.pairs.download import download_dataset
+    from groupvit.data.pairs.layout import dataset_dir
+
+    cfg = _config(args)
+    given = {"backend": args.backend, "image_size": args.image_size, "samples_per_shard": args.samples_per_shard,
+             "workers": args.workers, "processes": args.processes, "retries": args.retries, "timeout": args.timeout,
+             "min_caption_words": args.min_caption_words, "img2dataset_executable": args.img2dataset_executable}
+    pairs = replace(cfg.pairs, **{k: v for k, v in given.items() if v is not None})
+    floors = {"image_size": 1, "samples_per_shard": 1, "workers": 1, "processes": 1, "retries": 0,
+              "min_caption_words": 0, "timeout": 1e-3}
+    bad = [f"--{k.replace('_', '-')} {getattr(pairs, k)}" for k, low in floors.items() if getattr(pairs, k) < low]
+    if bad:
+        raise ConfigError(f"download-pairs: out of range: {', '.join(bad)}")
+    if args.list:
+        if not (args.format and args.out):
+            raise ConfigError("download-pairs --list also needs --format and --out")
+        out = Path(args.out)
+        jobs = [(PairsDatasetConfig(name=out.name, format=args.format, url_list=args.list[0]), out, args.list)]
+    else:
+        known = {d.name: d for d in pairs.datasets}
+        unknown = sorted(set(args.dataset) - set(known))
+        if not known:
+            raise ConfigError(f"preset {cfg.preset!r} declares no pairs.datasets; give --list, --format and --out")
+        if unknown:
+            raise ConfigError(f"--dataset {unknown}: not in the pairs.datasets of preset {cfg.preset!r}; "
+                              f"declared: {sorted(known)}")
+        jobs = [(known[name], Path(args.out) / name if args.out else Path(dataset_dir(pairs, cfg.preset, name)), None)
+                for name in args.dataset or known]
+    for dataset, out, lists in jobs:
+        try:
+            result = download_dataset(dataset, pairs, out, list_files=lists)
+        except (RuntimeError, OSError, ValueError) as err:  # DownloadError, missing list/img2dataset, bad list
+            print(f"groupvit download-pairs: {dataset.name}: {err}", file=sys.stderr)
+            return 1
+        t = result.totals
+        print(f"{dataset.name}: {t['successes']} of {t['count']} URLs downloaded ({100 * t['success_rate']:.1f}%) "
+              f"in {t['shards']} shards -> {out}")
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     from groupvit.report.build import build_tables
 
@@ -278,6 +323,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-unpinned", action="store_true",
                    help="accept files with no published checksum (records and prints the sha256 it gets)")
     p.set_defaults(func=cmd_download_eval)
+
+    p = sub.add_parser("download-pairs", help="URL/caption lists (CC3M, CC12M, YFCC, RedCaps) -> webdataset shards")
+    _add_config_args(p)
+    p.add_argument("--dataset", action="append", default=[], help="a pairs.datasets name (repeatable; default: all)")
+    p.add_argument("--list", action="append", default=[], help="list file, folder or glob instead of the preset's "
+                   "datasets (repeatable; needs --format and --out)")
+    p.add_argument("--format", default=None, choices=["cc3m", "cc12m", "yfcc", "redcaps", "tsv", "csv"])
+    p.add_argument("--out", default=None, help="with --list: the shard folder; else the parent of the dataset "
+                   "folders (default: pairs.output_dir or data/<preset>/shards)")
+    p.add_argument("--backend", default=None, choices=["builtin", "img2dataset"])
+    p.add_argument("--image-size", type=int, default=None, help="short side in pixels (default: pairs.image_size)")
+    p.add_argument("--samples-per-shard", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="fetch threads per process")
+    p.add_argument("--processes", type=int, default=None, help="shards downloaded at once")
+    p.add_argument("--retries", type=int, default=None)
+    p.add_argument("--timeout", type=float, default=None, help="seconds per request")
+    p.add_argument("--min-caption-words", type=int, default=None)
+    p.add_argument("--img2dataset-executable", default=None, help="the separate install's img2dataset")
+    p.set_defaults(func=cmd_download_pairs)
 
     p = sub.add_parser("tables", help="the paper's tables from a study's metrics, with the published numbers beside")
     _add_config_args(p)

@@ -16,6 +16,7 @@ import yaml
 from groupvit.config.dataclass_io import ConfigError, deep_merge, from_dict, to_dict
 from groupvit.data.config import DataConfig
 from groupvit.data.eval_config import EvalDataConfig
+from groupvit.data.pairs.config import PairsConfig
 from groupvit.data.world.config import WorldConfig
 from groupvit.evaluation.config import EvalConfig
 from groupvit.model.config import ModelConfig
@@ -57,6 +58,7 @@ class ExperimentConfig:
     variants: dict[str, VariantConfig] = field(default_factory=dict)
     study: StudyConfig = field(default_factory=StudyConfig)
     eval_data: EvalDataConfig = field(default_factory=EvalDataConfig)  # real eval sets: root, pins
+    pairs: PairsConfig = field(default_factory=PairsConfig)  # pretraining pairs: lists -> shards
 
     @property
     def data_dir(self) -> Path:
