@@ -100,17 +100,6 @@ def _segmenter(cfg: ExperimentConfig, model, class_names, grouper_name: str, dat
     )
 
 
-
-def _segmenter(cfg: ExperimentConfig, model, class_names, grouper_name: str, dataset: str | None):
-    from groupvit.evaluation import ClusterGrouper, ZeroShotSegmenter
-
-    grouper = None if grouper_name == "groupvit" else ClusterGrouper(model, grouper_name, cfg.eval)
-    return ZeroShotSegmenter(
-        model, class_names, cfg.eval, dataset=dataset, grouper=grouper,
-        mean=cfg.data.augment.mean, std=cfg.data.augment.std,
-    )
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Zero-shot segmentation of one checkpoint on one dataset, plus the oracle-labelled grouping score."""
     import math
