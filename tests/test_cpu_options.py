@@ -131,3 +131,33 @@ def test_bag_of_words_text_tower_ignores_order_and_padding_and_round_trips(tmp_p
     path = save_checkpoint(tmp_path / "bow.pt", model)
     again = load_model(path)
     assert torch.allclose(again.encode_text(a[None]), model.encode_text(a[None]), atol=1e-6)
+
+
+def test_identity_value_init_makes_a_segment_the_mean_of_its_tokens():
+    """assign_value_init=identity: the assignment's value path starts as the identity, so a new segment token is the
+    (eps-damped) weighted mean of the tokens assigned to it instead of a ~0.5%-magnitude projection of them."""
+    from test_model_grouping import image_cfg
+
+    from groupvit.model.image_encoder import GroupViTImageEncoder
+
+    torch.manual_seed(0)
+    paper = GroupViTImageEncoder(image_cfg()).eval().stages[0].grouping.assign
+    cpu = GroupViTImageEncoder(image_cfg(assign_value_init="identity")).eval().stages[0].grouping.assign
+    groups, tokens = torch.randn(2, 8, 32), torch.randn(2, 64, 32)
+    out, _, hard = cpu(groups, tokens)  # eval mode: the one-hot partition, no noise
+    expected = cpu.proj.bias + (hard / (hard.sum(-1, keepdim=True) + cpu.assign_eps)) @ (tokens + cpu.v_proj.bias)
+    torch.testing.assert_close(out, expected)
+    assert paper(groups, tokens)[0].norm() < 0.05 * out.norm()
+
+
+def test_group_token_init_std_options_set_the_starting_spread():
+    from test_model_grouping import image_cfg
+
+    from groupvit.model.image_encoder import GroupViTImageEncoder
+
+    torch.manual_seed(0)
+    paper = GroupViTImageEncoder(image_cfg(depths=[1, 1, 1], num_group_tokens=[32, 16, 0], num_output_groups=[32, 16]))
+    wide = GroupViTImageEncoder(image_cfg(depths=[1, 1, 1], num_group_tokens=[32, 16, 0], num_output_groups=[32, 16],
+                                          group_token_init_std=1.0, projected_group_token_init_std=0.5))
+    assert 0.015 < paper.stages[0].group_token.std() < 0.025 and paper.stages[1].group_token.abs().max() == 0
+    assert 0.8 < wide.stages[0].group_token.std() < 1.0 and 0.4 < wide.stages[1].group_token.std() < 0.55

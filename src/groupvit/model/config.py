@@ -30,6 +30,16 @@ class ImageEncoderConfig:
     gumbel: bool = True  # Gumbel(0,1) noise on assignment logits in training
     gumbel_tau: float = 1.0
     assign_eps: float = 1.0  # row normalisation eps; 1e-10 was reported unstable
+    # Group-token initialisation. With the official std 0.02 the group tokens start nearly identical, and the grouping
+    # block's token-mixing MLP + LayerNorm then turns near-identical inputs into +/- copies of one vector: two
+    # effective groups (docs/embedded-world.md measures it). CPU option: a larger std gives distinct starting groups.
+    group_token_init_std: float = 0.02  # trunc-normal std of the first grouping stage's group tokens (official 0.02)
+    projected_group_token_init_std: float = 0.0  # later stages' additive group tokens (official: zeros)
+    # Init of the assignment's value path (v_proj, proj). Officially trunc-normal(.02): a new segment token then carries
+    # its member tokens at ~0.5% of the magnitude of the LayerNormed group query it is added to, so at init segments
+    # say almost nothing about the image (measured in docs/embedded-world.md). CPU option `identity`: a segment
+    # starts as the weighted mean of its tokens.
+    assign_value_init: str = "trunc_normal"  # trunc_normal (official) | identity
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
     # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines

@@ -27,6 +27,8 @@ def validate_model_config(cfg: ModelConfig) -> None:
         )
     if im.embed_dim % im.num_heads:
         raise ValueError(f"model.image.embed_dim {im.embed_dim} is not divisible by num_heads {im.num_heads}")
+    if im.assign_value_init not in ("trunc_normal", "identity"):
+        raise ValueError(f"model.image.assign_value_init must be 'trunc_normal' or 'identity', got {im.assign_value_init!r}")
     if len(im.assign_mlp_ratio) != 2:
         raise ValueError(f"model.image.assign_mlp_ratio must have 2 entries, got {im.assign_mlp_ratio}")
     if im.grouping:

@@ -72,6 +72,8 @@ class GroupingStage(nn.Module):
         num_output_groups: segments out of the grouping block.
         num_prev_group_tokens: group tokens of the previous stage (>0: project them into this stage's tokens).
         drop_path: per-block stochastic depth rates (len == depth).
+        group_token_init_std: init std of a first grouping stage's group tokens (official 0.02).
+        projected_group_token_init_std: init std of a later stage's additive group tokens (official 0: zeros).
         block_kwargs: mlp_ratio, qkv_bias, act_layer, norm_layer for the blocks.
         grouping_kwargs: extra GroupingBlock arguments (hard, gumbel, gumbel_tau, assign_eps, assign_mlp_ratio).
     """
@@ -85,6 +87,8 @@ class GroupingStage(nn.Module):
         num_output_groups: int,
         num_prev_group_tokens: int,
         drop_path: list[float],
+        group_token_init_std: float = 0.02,
+        projected_group_token_init_std: float = 0.0,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
         act_layer: type[nn.Module] = nn.GELU,
@@ -107,8 +111,10 @@ class GroupingStage(nn.Module):
                     norm_layer(dim),
                     TokenMixingMlp(num_prev_group_tokens, dim // 2, num_group_tokens, act_layer=act_layer),
                 )
+                if projected_group_token_init_std > 0:
+                    trunc_normal_(self.group_token, std=projected_group_token_init_std)
             else:
-                trunc_normal_(self.group_token, std=0.02)
+                trunc_normal_(self.group_token, std=group_token_init_std)
             self.grouping = GroupingBlock(
                 dim, num_heads, num_group_tokens, num_output_groups, mlp_ratio=mlp_ratio,
                 act_layer=act_layer, norm_layer=norm_layer, **grouping_kwargs,
@@ -159,7 +165,8 @@ class GroupViTImageEncoder(PatchTokenEncoder):
                 GroupingStage(
                     dim, depth, cfg.num_heads, cfg.num_group_tokens[i], outs[i],
                     cfg.num_group_tokens[i - 1] if i > 0 else 0,
-                    dpr[start : start + depth], cfg.mlp_ratio, cfg.qkv_bias, act_layer, norm_layer,
+                    dpr[start : start + depth], cfg.group_token_init_std, cfg.projected_group_token_init_std,
+                    cfg.mlp_ratio, cfg.qkv_bias, act_layer, norm_layer,
                     hard=cfg.hard_assignment, gumbel=cfg.gumbel, gumbel_tau=cfg.gumbel_tau,
                     assign_eps=cfg.assign_eps, assign_mlp_ratio=tuple(cfg.assign_mlp_ratio),
                 )
@@ -167,12 +174,17 @@ class GroupViTImageEncoder(PatchTokenEncoder):
             start += depth
         self.stages = nn.ModuleList(stages)
         self.norm = norm_layer(dim)
-        self._init_modules()
+        self._init_modules(cfg.assign_value_init)
 
-    def _init_modules(self) -> None:
+    def _init_modules(self, assign_value_init: str = "trunc_normal") -> None:
         for name, module in self.named_modules():
             if not name.startswith("patch_embed.stem"):
                 init_vit_weights(module)
+        if assign_value_init == "identity":  # segments start as the weighted mean of their tokens (CPU option)
+            for stage in self.stages:
+                if stage.grouping is not None:
+                    nn.init.eye_(stage.grouping.assign.v_proj.weight)
+                    nn.init.eye_(stage.grouping.assign.proj.weight)
 
     def forward(self, image: torch.Tensor) -> ImageEncoderOutput:
         x, grid = self.embed(image)
