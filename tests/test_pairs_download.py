@@ -329,6 +329,12 @@ def test_keys_and_workflow_selection(tmp_path):
     for name in ("00000.tar", "00001.tar"):
         (tmp_path / "cc3m" / name).write_bytes(b"")
     assert datasets_to_download(paper, patterns) == ["cc12m"]
+    # a folder with shards from an interrupted download (bookkeeping, no done file) is still to be downloaded
+    (tmp_path / "cc12m" / "_pairs").mkdir(parents=True)
+    (tmp_path / "cc12m" / "00000.tar").write_bytes(b"")
+    assert datasets_to_download(paper, patterns) == ["cc12m"]
+    (tmp_path / "cc12m" / "_pairs" / "done.json").write_text("{}")
+    assert datasets_to_download(paper, patterns) == []
 
 
 def test_img2dataset_command_line(tmp_path):

@@ -2,9 +2,9 @@
 8-GPU pretraining job and one 1-GPU evaluation per dataset.
 
 The slurm executor plugin is not installed here, so the dry run keeps the profile's settings (resources, jobs, ...)
-but overrides its `executor: slurm` with `--executor local`; `--workflow-profile none` keeps
-workflow/profiles/default (which caps the global gpu resource at 1 for single-machine runs) out of it. The eval
-root points at an empty folder so the download jobs appear whatever is on this machine.
+but overrides its `executor: slurm` with `--executor local`. workflow/profiles/default (the workflow profile, which
+Snakemake applies on top of --profile) must not cap the 8-GPU job. The eval root points at an empty folder so the
+download jobs appear whatever is on this machine.
 """
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 
 
 def _dry_run(eval_root: Path) -> list[dict]:
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--profile", str(PROFILE), "--workflow-profile", "none",
-           "--executor", "local", "--config", "preset=paper",
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "--profile", str(PROFILE), "--executor", "local", "--config", "preset=paper",
            f"presets={{paper: {{eval_data: {{root: {eval_root}}}}}}}"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -39,6 +38,8 @@ def _dry_run(eval_root: Path) -> list[dict]:
                 job[key] = dict(kv.split("=", 1) for kv in value.split(", "))
             else:
                 job[key] = value.split(", ")
+        elif job is not None and "groupvit train" in line:
+            job["shell"] = line.strip().removeprefix("Shell command: ")
     return jobs
 
 
@@ -59,6 +60,8 @@ def test_paper_preset_dry_run_through_slurm_profile(tmp_path):
     pretrain = by_rule["pretrain"]
     assert len(pretrain) == 1 and pretrain[0]["wildcards"] == {"variant": "groupvit_2stage", "seed": "0"}
     assert pretrain[0]["resources"]["gpu"] == "8" and pretrain[0]["resources"]["runtime"] == "4320"
+    # the job's 8 GPUs are used: one DDP process per GPU
+    assert pretrain[0]["shell"].startswith("torchrun --standalone --nproc_per_node 8 --no-python groupvit train")
 
     evaluate = by_rule["evaluate"]
     assert sorted(j["wildcards"]["dataset"] for j in evaluate) == ["coco_object", "context", "voc"]
@@ -71,7 +74,8 @@ def test_paper_preset_dry_run_through_slurm_profile(tmp_path):
     folder = {"voc": "voc", "context": "context", "coco_object": "coco"}
     for job in evaluate:  # each evaluation waits for its own dataset
         assert markers[folder[job["wildcards"]["dataset"]]] in job["input"]
-    # the other rules of the study are planned too (download_pairs may or may not exist yet: not asserted)
+    # the pretraining pairs are downloaded first, and the rest of the study is planned too
+    assert sorted(j["wildcards"]["pairs"] for j in by_rule["download_pairs"]) == ["cc12m", "cc3m", "yfcc14m"]
     assert {"tables", "report", "all"} <= set(by_rule)
 
 

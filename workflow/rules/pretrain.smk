@@ -13,6 +13,10 @@ rule pretrain:
         config_args=CONFIG_ARGS,
         run_dir=lambda wildcards, output: Path(output.model).parent,
         recipe=lambda wildcards: digest(EXP.for_variant(wildcards.variant)),
+        # one process per GPU of the job (torchrun, DDP) when a profile gives it several; a plain process otherwise
+        launcher=lambda wildcards, resources: (
+            f"torchrun --standalone --nproc_per_node {resources.gpu} --no-python " if resources.gpu > 1 else ""
+        ),
     log:
         f"{LOGS}/pretrain/{{variant}}_seed{{seed}}.log",
     threads: workflow.cores
@@ -21,5 +25,5 @@ rule pretrain:
     conda:
         "../envs/groupvit.yaml"
     shell:
-        "groupvit train {params.config_args} --variant {wildcards.variant} --seed {wildcards.seed}"
+        "{params.launcher}groupvit train {params.config_args} --variant {wildcards.variant} --seed {wildcards.seed}"
         " --out {params.run_dir} > {log} 2>&1"

@@ -40,6 +40,10 @@ class ImageEncoderConfig:
     # say almost nothing about the image (measured in docs/embedded-world.md). CPU option `identity`: a segment
     # starts as the weighted mean of its tokens.
     assign_value_init: str = "trunc_normal"  # trunc_normal (official) | identity
+    # Multiplier on the assignment logits (official 1: q.k / sqrt(dim)). At init those logits spread ~0.1 across groups
+    # against Gumbel noise of std 1.28, so hard training assignments are random partitions and the model learns to
+    # ignore them; a small run never grows them 10x. CPU option: start them larger.
+    assign_logit_scale: float = 1.0
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
     # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines

@@ -74,6 +74,7 @@ class AssignAttention(nn.Module):
         gumbel: Gumbel noise on the logits in training.
         gumbel_tau: Gumbel-softmax temperature.
         assign_eps: added to each group's assignment sum before the row normalisation.
+        logit_scale: multiplier on the q.k / sqrt(dim) assignment logits (official 1).
 
     Returns from forward: (new group features [B, G, C], soft assignment [B, G, N] (noise-free softmax, with
     gradient), hard assignment [B, G, N] (detached one-hot of the assignment used, Gumbel noise included)).
@@ -87,9 +88,10 @@ class AssignAttention(nn.Module):
         gumbel: bool = True,
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
+        logit_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        self.scale = dim**-0.5
+        self.scale = logit_scale * dim**-0.5
         self.assign_eps = assign_eps
         self.q_proj = nn.Linear(dim, dim, bias=qkv_bias)
         self.k_proj = nn.Linear(dim, dim, bias=qkv_bias)
@@ -123,6 +125,7 @@ class GroupingBlock(nn.Module):
         assign_mlp_ratio: (token-mixing hidden, channel MLP hidden) as multiples of dim; official (0.5, 4).
         mlp_ratio: MLP ratio of the pre-assignment cross-attention block (official 4).
         hard, gumbel, gumbel_tau, assign_eps: see AssignAttention.
+        assign_logit_scale: AssignAttention's logit_scale.
         act_layer, norm_layer: layer classes.
     """
 
@@ -138,6 +141,7 @@ class GroupingBlock(nn.Module):
         gumbel: bool = True,
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
+        assign_logit_scale: float = 1.0,
         act_layer: type[nn.Module] = nn.GELU,
         norm_layer: type[nn.Module] = nn.LayerNorm,
     ) -> None:
@@ -152,7 +156,8 @@ class GroupingBlock(nn.Module):
             dim, num_heads, mlp_ratio=mlp_ratio, act_layer=act_layer, norm_layer=norm_layer, post_norm=True
         )
         self.assign = AssignAttention(
-            dim, hard=hard, gumbel=gumbel, gumbel_tau=gumbel_tau, assign_eps=assign_eps
+            dim, hard=hard, gumbel=gumbel, gumbel_tau=gumbel_tau, assign_eps=assign_eps,
+            logit_scale=assign_logit_scale,
         )
         self.norm_new_x = norm_layer(dim)
         self.mlp_channels = Mlp(dim, channels_dim, dim, act_layer=act_layer)

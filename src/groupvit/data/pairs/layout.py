@@ -119,7 +119,10 @@ def datasets_to_download(exp: "ExperimentConfig", shard_patterns: Iterable[str] 
     for dataset in exp.pairs.datasets:
         folder = dataset_dir(exp.pairs, exp.preset, dataset.name)
         mine = [p for p in patterns if _under(p, folder)]
-        if mine and not all(_pattern_complete(p) for p in mine):
+        # A folder pattern is "complete" as soon as one shard exists, so an interrupted download (its bookkeeping
+        # folder without the done file) must count as missing too, or training would start on part of the data.
+        interrupted = (Path(folder) / META_DIR).is_dir() and not (Path(folder) / DONE_FILE).is_file()
+        if mine and (interrupted or not all(_pattern_complete(p) for p in mine)):
             names.append(dataset.name)
     return names
 
