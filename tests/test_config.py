@@ -63,6 +63,24 @@ def test_variant_overrides_apply_only_to_that_variant():
     assert soft.model.image.hard_assignment is False
 
 
+def test_a_variant_may_have_its_own_seeds(tmp_path):
+    """The headline models can get more seeds than the ablations: the DAG trains exactly those (variant, seed)s."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["presets"]["default"]["variants"]["groupvit_1stage"]["seeds"] = [3, 4]
+    raw["presets"]["default"]["study"]["seeds"] = [0]
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(cfg_path, "default")
+    assert cfg.seeds_of("groupvit_1stage") == [3, 4] and cfg.seeds_of("groupvit_2stage") == [0]
+    repo = CONFIG.parents[1]
+    plan = subprocess.run(["snakemake", "-n", "--configfile", str(cfg_path), "--cores", "1"], cwd=repo,
+                          capture_output=True, text=True, timeout=120)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    for seed in ("3", "4"):
+        assert f"runs/default/groupvit_1stage/seed{seed}/model.pt" in plan.stdout
+    assert "runs/default/groupvit_1stage/seed0/" not in plan.stdout
+
+
 def test_bad_enum_value_names_key_path_and_allowed_values(tmp_path):
     raw = _raw()
     raw["presets"]["default"]["train"]["precision"] = "fp16"

@@ -49,7 +49,15 @@ def scored_models():
 
 
 MODELS = scored_models()
-SEEDS = [str(seed) for seed in EXP.study.seeds]
+
+
+def variant_runs(pattern, variants=None):
+    """`pattern` formatted for every (variant, seed) the study trains (a variant may have its own seeds)."""
+    return [
+        pattern.format(variant=name, seed=seed)
+        for name in (EXP.study.variants if variants is None else variants)
+        for seed in EXP.seeds_of(name)
+    ]
 
 
 wildcard_constraints:
@@ -74,17 +82,20 @@ def model_checkpoint(wildcards):
 
 
 def metrics_files():
-    return expand(
-        f"{RESULTS}/metrics/{{model}}/seed{{seed}}/{{dataset}}.json", model=MODELS, seed=SEEDS, dataset=EXP.eval.datasets
-    )
+    return [
+        f"{RESULTS}/metrics/{model}/seed{seed}/{dataset}.json"
+        for model, (variant, _) in MODELS.items()
+        for seed in EXP.seeds_of(variant)
+        for dataset in EXP.eval.datasets
+    ]
 
 
 def run_summaries():
-    return expand(f"{RUNS}/{{variant}}/seed{{seed}}/summary.json", variant=EXP.study.variants, seed=SEEDS)
+    return variant_runs(f"{RUNS}/{{variant}}/seed{{seed}}/summary.json")
 
 
 def trained_models():
-    return expand(f"{RUNS}/{{variant}}/seed{{seed}}/model.pt", variant=EXP.study.variants, seed=SEEDS)
+    return variant_runs(f"{RUNS}/{{variant}}/seed{{seed}}/model.pt")
 
 
 def all_targets():

@@ -5,7 +5,7 @@ rule report:
     input:
         notebook="notebooks/report.ipynb",
         tables=rules.tables.output,
-        model=f"{RUNS}/{EXP.study.main_variant}/seed{SEEDS[0]}/model.pt",
+        model=f"{RUNS}/{EXP.study.main_variant}/seed{EXP.seeds_of(EXP.study.main_variant)[0]}/model.pt",
         data=train_data_inputs,
     output:
         notebook=f"{RESULTS}/reports/report.ipynb",

@@ -37,6 +37,7 @@ class VariantConfig:
     family: str = "groupvit"
     groupers: list[str] = field(default_factory=list)  # vit only: pixelwise | kmeans | meanshift | spectral
     overrides: dict = field(default_factory=dict)  # {section: {key: value}}, sections: model, train, data, eval
+    seeds: list[int] = field(default_factory=list)  # this variant's seeds; empty = the study's seeds
 
 
 @dataclass
@@ -68,6 +69,11 @@ class ExperimentConfig:
     @property
     def results_dir(self) -> Path:
         return Path("results") / self.preset
+
+    def seeds_of(self, name: str) -> list[int]:
+        """The seeds a study trains `name` with: its own list, else the study's (more seeds for the models the
+        headline comparison rests on, one for the ablations, when CPU time is short)."""
+        return list(self.variants[name].seeds or self.study.seeds)
 
     def for_variant(self, name: str, seed: int | None = None) -> "ExperimentConfig":
         """The config one training run sees: the variant's overrides applied, the seed set."""

@@ -179,6 +179,10 @@ def _train(
     _say(ctx, f"lr {tcfg.base_lr:g} at batch {tcfg.base_batch_size} -> {peak_lr:g} at global batch "
               f"{layout.global_batch} ({world.world_size} proc x {layout.per_rank_batch} x {layout.grad_accum_steps} "
               f"accum); {total_steps} steps, {warmup} warmup, {data.num_samples} samples")
+    if layout.grad_accum_steps > 1:  # accumulation sums gradients; it does not widen the contrastive batch
+        _say(ctx, f"note: contrastive negatives come from each micro-step's {world.world_size * layout.per_rank_batch} "
+                  f"images, not the global batch of {layout.global_batch}; the paper's batch-4096 numbers need "
+                  "4096 images per step across GPUs")
 
     optimizer = build_optimizer(
         raw_model, lr=peak_lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas,
