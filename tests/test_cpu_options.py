@@ -161,3 +161,20 @@ def test_group_token_init_std_options_set_the_starting_spread():
                                           group_token_init_std=1.0, projected_group_token_init_std=0.5))
     assert 0.015 < paper.stages[0].group_token.std() < 0.025 and paper.stages[1].group_token.abs().max() == 0
     assert 0.8 < wide.stages[0].group_token.std() < 1.0 and 0.4 < wide.stages[1].group_token.std() < 0.55
+
+
+def test_identical_group_tokens_give_copies_unless_groups_have_their_own_embedding():
+    """The mechanism behind the groups' collapse: the token-mixing MLP + LayerNorm map identical group tokens to
+    +/- copies of one vector (every output group is then the same query); group_query_embed keeps them distinct."""
+    from groupvit.model.grouping import GroupingBlock
+    from groupvit.model.image_encoder import init_vit_weights
+
+    torch.manual_seed(0)
+    same = torch.randn(1, 1, 32).expand(2, 8, 32)
+    for option, low, high in ((False, 0.95, 1.01), (True, 0.0, 0.5)):
+        block = GroupingBlock(32, 2, num_group_tokens=8, num_output_groups=4, group_query_embed=option)
+        block.apply(init_vit_weights)  # as the encoder initialises it
+        queries = F.normalize(block.norm_post_tokens(
+            block.mlp_inter(block.norm_tokens(same)) + (0 if block.group_query is None else block.group_query)), dim=-1)
+        cos = (queries @ queries.transpose(1, 2)).abs()[:, ~torch.eye(4, dtype=torch.bool)]
+        assert low < cos.mean() < high, (option, cos.mean())

@@ -44,6 +44,10 @@ class ImageEncoderConfig:
     # against Gumbel noise of std 1.28, so hard training assignments are random partitions and the model learns to
     # ignore them; a small run never grows them 10x. CPU option: start them larger.
     assign_logit_scale: float = 1.0
+    # A learned embedding per output group, added to the token-mixing MLP's output before its LayerNorm. Officially
+    # the groups are only that MLP's mix of the (near-identical) group tokens, which trained models turn into copies
+    # (|cos| 0.9-0.99 between a stage's groups, docs/embedded-world.md). CPU option: a distinct identity per group.
+    group_query_embed: bool = False
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
     # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines

@@ -126,6 +126,7 @@ class GroupingBlock(nn.Module):
         mlp_ratio: MLP ratio of the pre-assignment cross-attention block (official 4).
         hard, gumbel, gumbel_tau, assign_eps: see AssignAttention.
         assign_logit_scale: AssignAttention's logit_scale.
+        group_query_embed: add a learned per-output-group embedding (std 1) to the token-mixing MLP's output.
         act_layer, norm_layer: layer classes.
     """
 
@@ -142,6 +143,7 @@ class GroupingBlock(nn.Module):
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
         assign_logit_scale: float = 1.0,
+        group_query_embed: bool = False,
         act_layer: type[nn.Module] = nn.GELU,
         norm_layer: type[nn.Module] = nn.LayerNorm,
     ) -> None:
@@ -150,6 +152,10 @@ class GroupingBlock(nn.Module):
         self.num_output_groups = num_output_groups
         self.norm_tokens = norm_layer(dim)
         self.mlp_inter = TokenMixingMlp(num_group_tokens, tokens_dim, num_output_groups, act_layer=act_layer)
+        if group_query_embed:  # CPU option: a distinct learned identity per output group
+            self.group_query = nn.Parameter(torch.randn(1, num_output_groups, dim))
+        else:
+            self.register_parameter("group_query", None)
         self.norm_post_tokens = norm_layer(dim)
         self.norm_x = norm_layer(dim)
         self.pre_assign_attn = CrossAttnBlock(
@@ -168,7 +174,10 @@ class GroupingBlock(nn.Module):
         """Returns (segments [B, G_out, C], soft assignment [B, G_out, N], hard one-hot assignment [B, G_out, N])."""
         group_tokens = self.norm_tokens(group_tokens)
         x = self.norm_x(x)
-        groups = self.norm_post_tokens(self.mlp_inter(group_tokens))
+        groups = self.mlp_inter(group_tokens)
+        if self.group_query is not None:
+            groups = groups + self.group_query
+        groups = self.norm_post_tokens(groups)
         groups = self.pre_assign_attn(groups, x)
         new_x, soft, hard = self.assign(groups, x)
         new_x = new_x + groups

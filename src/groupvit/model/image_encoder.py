@@ -169,7 +169,7 @@ class GroupViTImageEncoder(PatchTokenEncoder):
                     cfg.mlp_ratio, cfg.qkv_bias, act_layer, norm_layer,
                     hard=cfg.hard_assignment, gumbel=cfg.gumbel, gumbel_tau=cfg.gumbel_tau,
                     assign_eps=cfg.assign_eps, assign_mlp_ratio=tuple(cfg.assign_mlp_ratio),
-                    assign_logit_scale=cfg.assign_logit_scale,
+                    assign_logit_scale=cfg.assign_logit_scale, group_query_embed=cfg.group_query_embed,
                 )
             )
             start += depth
