@@ -10,11 +10,12 @@ the number of groups in use per image (collapse).
 
 Runs live in runs/emergence/<name>/ and resume when repeated; --curve scores every kept checkpoint (learning curve).
 `python studies/emergence.py summarize` prints the log as the Markdown table of docs/embedded-world.md;
-`python studies/emergence.py curves` plots results/studies/learning_curves.png.
+`python studies/emergence.py curves [RUN ...]` plots results/studies/learning_curves.png.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -100,6 +101,17 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
         fg_t = [v for v in swept.iou[1:] if not math.isnan(v)]
         sweep[str(thresh)] = [round(swept.miou, 4), round(float(np.mean(fg_t)), 4) if fg_t else None]
     record["bg_thresh_sweep"] = sweep
+    if grouper == "groupvit":  # the same model read out with the hard (argmax) assignment maps instead of soft ones
+        other = "hard" if cfg.eval.assignment == "soft" else "soft"
+        seg = ZeroShotSegmenter(model, dataset.class_names, dataclasses.replace(cfg.eval, assignment=other),
+                                dataset="synthetic", mean=cfg.data.augment.mean, std=cfg.data.augment.std)
+        swept = evaluate_segmentation(seg, dataset, max_images=limit)
+        fg_t = [v for v in swept.iou[1:] if not math.isnan(v)]
+        record[f"{other}_assignment"] = {
+            "mIoU": swept.miou, "mIoU_foreground": float(np.mean(fg_t)) if fg_t else None,
+            "oracle_mIoU": evaluate_group_oracle(seg, dataset, max_images=limit).miou,
+            "groups_in_use": groups_in_use(seg, dataset, min(limit, 100)),
+        }
     if grouper == "groupvit":
         record["groups_in_use"] = groups_in_use(segmenter, dataset, min(limit, 100))
     record["recognition_mAP"] = recognition_map(model, dataset, list(dataset.class_names[1:]), cfg.eval.templates,
@@ -114,20 +126,27 @@ def summarize(path: Path = LOG) -> str:
     for r in records:
         if r["step"] == r["total_steps"]:
             final[(r["name"], r["grouper"])] = r
-    lines = ["| run | scorer | steps | train min | samples/s | recognition mAP | mIoU | objects mIoU | oracle mIoU "
-             "| classes > 0 | groups per image (stage 1, 2) |", "|" + " --- |" * 11]
+    lines = ["| run | scorer | steps | train min | samples/s | recognition mAP | mIoU (floor) | objects mIoU "
+             "| oracle mIoU | classes > 0 | groups per image (stage 1, 2) | hard readout: mIoU / oracle / groups |",
+             "|" + " --- |" * 12]
     for (name, grouper), r in final.items():
         groups = ", ".join(f"{g:.1f}" for g in r.get("groups_in_use", [])) or "-"
+        other = r.get("hard_assignment")
+        hard = (f"{100 * other['mIoU']:.1f} / {100 * other['oracle_mIoU']:.1f} / "
+                + ", ".join(f"{g:.1f}" for g in other["groups_in_use"])) if other else "-"
         lines.append(
             f"| {name} | {grouper} | {r['total_steps']} | {r['train_time_s'] / 60:.1f} | {r['samples_per_s']:.0f} "
-            f"| {r['recognition_mAP']:.2f} | {100 * r['mIoU']:.1f} | {100 * (r['mIoU_foreground'] or 0):.1f} "
-            f"| {100 * r['oracle_mIoU']:.1f} | {r['classes_found']} | {groups} |"
+            f"| {r['recognition_mAP']:.2f} | {100 * r['mIoU']:.1f} ({100 * r.get('floor_mIoU', float('nan')):.1f}) "
+            f"| {100 * (r['mIoU_foreground'] or 0):.1f} | {100 * r['oracle_mIoU']:.1f} | {r['classes_found']} "
+            f"| {groups} | {hard} |"
         )
     return "\n".join(lines)
 
 
-def learning_curves(path: Path = LOG, out: Path = LOG.with_name("learning_curves.png")) -> Path:
-    """Recognition mAP and mIoU against training steps for every run scored with --curve."""
+def learning_curves(path: Path = LOG, out: Path = LOG.with_name("learning_curves.png"),
+                    names: list[str] | None = None) -> Path:
+    """Recognition mAP and mIoU against training steps for the runs scored with --curve (all, or `names`), with the
+    all-background floor, so a reader sees when (and whether) segmentation appears."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,7 +154,9 @@ def learning_curves(path: Path = LOG, out: Path = LOG.with_name("learning_curves
 
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    runs = sorted({(r["name"], r["grouper"]) for r in records})
+    records = [r for r in records if names is None or r["name"] in names]
+    runs = sorted({(r["name"], r["grouper"]) for r in records}, key=lambda run: (names or []).index(run[0])
+                  if names and run[0] in names else 0)
     for name, grouper in runs:
         rs = sorted((r for r in records if r["name"] == name and r["grouper"] == grouper), key=lambda r: r["step"])
         steps = [r["step"] for r in rs]
@@ -143,6 +164,10 @@ def learning_curves(path: Path = LOG, out: Path = LOG.with_name("learning_curves
         axes[0].plot(steps, [r["recognition_mAP"] for r in rs], marker="o", label=label)
         axes[1].plot(steps, [100 * r["mIoU"] for r in rs], marker="o", label=label)
         axes[2].plot(steps, [100 * (r["mIoU_foreground"] or 0) for r in rs], marker="o", label=label)
+    floors = [100 * r["floor_mIoU"] for r in records if "floor_mIoU" in r]
+    if floors:
+        axes[1].axhline(min(floors), color="grey", ls="--", label="all-background floor")
+        axes[1].legend(fontsize=7)
     for ax, title in zip(axes, ["image-level recognition mAP", "mIoU (%)", "objects-only mIoU (%)"]):
         ax.set_title(title)
         ax.set_xlabel("training step (batch 64)")
@@ -158,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "summarize":
         print(summarize())
         return 0
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "curves":
-        print(learning_curves())
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "curves":  # curves [RUN ...]
+        print(learning_curves(names=sys.argv[2:] or None))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True)
@@ -205,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name} step {step} {grouper}: mIoU {record['mIoU']:.3f} fg {record['mIoU_foreground']:.3f} "
                   f"oracle {record['oracle_mIoU']:.3f} recog-mAP {record['recognition_mAP']:.3f} "
                   f"classes {record['classes_found']} groups {record.get('groups_in_use')} "
-                  f"bg sweep {record['bg_thresh_sweep']}", flush=True)
+                  f"bg sweep {record['bg_thresh_sweep']} other readout {record.get('hard_assignment') or record.get('soft_assignment')}",
+                  flush=True)
     print(f"total {time.time() - started:.0f}s")
     return 0
 
