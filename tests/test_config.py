@@ -71,7 +71,7 @@ def test_a_variant_may_have_its_own_seeds(tmp_path):
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
     cfg = load_config(cfg_path, "default")
-    assert cfg.seeds_of("groupvit_1stage") == [3, 4] and cfg.seeds_of("groupvit_2stage") == [0]
+    assert cfg.seeds_of("groupvit_1stage") == [3, 4] and cfg.seeds_of("groupvit_2stage_soft") == [0]
     repo = CONFIG.parents[1]
     plan = subprocess.run(["snakemake", "-n", "--configfile", str(cfg_path), "--cores", "1"], cwd=repo,
                           capture_output=True, text=True, timeout=120)
@@ -107,7 +107,7 @@ def test_wrong_type_is_rejected(tmp_path):
 
 
 def test_unknown_preset_lists_valid_ones():
-    with pytest.raises(ConfigError, match=r"valid presets: \['default', 'paper', 'smoke'\]"):
+    with pytest.raises(ConfigError, match=r"valid presets: \['default', 'paper', 'quick', 'smoke'\]"):
         load_config(CONFIG, "nope")
 
 

@@ -48,6 +48,7 @@ def test_loss_asks_model_for_groups_only_when_needed():
     assert GroupViTLoss(LossConfig()).model_kwargs == {"with_groups": False}
     assert GroupViTLoss(LossConfig(multi_label_pooling="groups")).model_kwargs == {"with_groups": True}
     assert GroupViTLoss(LossConfig(group_usage_weight=0.1)).model_kwargs == {"with_groups": True}
+    assert GroupViTLoss(LossConfig(segment_contrast_weight=0.5)).model_kwargs == {"with_groups": True}
 
 
 def test_forward_with_groups_feeds_the_group_losses():
@@ -59,8 +60,9 @@ def test_forward_with_groups_feeds_the_group_losses():
     out = model(image, tokens, prompts, with_groups=True)
     assert out["group_embed"].shape == (2, 4, model.cfg.proj_dim)
     assert torch.allclose(out["image_embed"], model.encode_image(image), atol=1e-5)
-    losses = GroupViTLoss(LossConfig(multi_label_pooling="groups", group_usage_weight=0.5))(**out)
-    assert set(losses) == {"loss", "contrastive", "multi_label", "group_usage"}
+    losses = GroupViTLoss(LossConfig(multi_label_pooling="groups", group_usage_weight=0.5,
+                                     segment_contrast_weight=0.5))(**out)
+    assert set(losses) == {"loss", "contrastive", "multi_label", "group_usage", "segment_contrast"}
     losses["loss"].backward()
     assert model.image_encoder.stages[0].group_token.grad is not None
 
@@ -178,3 +180,18 @@ def test_identical_group_tokens_give_copies_unless_groups_have_their_own_embeddi
             block.mlp_inter(block.norm_tokens(same)) + (0 if block.group_query is None else block.group_query)), dim=-1)
         cos = (queries @ queries.transpose(1, 2)).abs()[:, ~torch.eye(4, dtype=torch.bool)]
         assert low < cos.mean() < high, (option, cos.mean())
+
+
+def test_segment_contrast_prefers_one_segment_per_noun():
+    """Low when a noun's best segment stands out from the image's other segments, high when all segments carry the
+    noun equally (every segment holding the whole image, the failure it is there to penalise)."""
+    from groupvit.model.loss import segment_contrast_loss
+
+    torch.manual_seed(0)
+    noun = _unit(1, 1, 16)
+    other = _unit(1, 1, 16)
+    spread = noun.expand(1, 4, 16)  # every segment looks like the noun
+    one = torch.cat([noun, other.expand(1, 3, 16)], dim=1)  # one segment is the noun, the rest something else
+    scale = torch.tensor(10.0)
+    assert segment_contrast_loss(one, noun, scale) < 0.1 < segment_contrast_loss(spread, noun, scale)
+    assert torch.isclose(segment_contrast_loss(spread, noun, scale), torch.log(torch.tensor(4.0)))

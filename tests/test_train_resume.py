@@ -113,6 +113,26 @@ def test_resume_with_another_launch_shape_is_refused(tmp_path):
 
     with pytest.raises(Killed):
         train(toy_experiment(steps=6, checkpoint_every=3), tmp_path, data=crashing(toy_data(), 4), parts=toy_parts())
-    with pytest.raises(ConfigError, match="cannot resume"):
+    with pytest.raises(ConfigError, match="grad_accum_steps: 1 -> 2"):
         train(toy_experiment(steps=6, checkpoint_every=3, grad_accum_steps=2), tmp_path, data=toy_data(),
               parts=toy_parts())
+
+
+def test_a_changed_recipe_is_never_resumed(tmp_path):
+    """A finished run with another learning rate must not come back as 'already finished': refused by default,
+    retrained from scratch with on_recipe_change='restart' (what the workflow passes), and logging or checkpoint
+    settings alone do not count as a change."""
+    from groupvit.config.dataclass_io import ConfigError
+
+    train(toy_experiment(steps=4), tmp_path / "run", data=toy_data(), parts=toy_parts())
+    first = (tmp_path / "run" / "model.pt").read_bytes()
+    train(toy_experiment(steps=4, log_every=2, keep_checkpoints=5), tmp_path / "run", data=toy_data(),
+          parts=toy_parts())  # same recipe: already finished, nothing retrained
+    assert (tmp_path / "run" / "model.pt").read_bytes() == first
+    with pytest.raises(ConfigError, match=r"train.base_lr: 0.01 -> 0.02.*--on-recipe-change restart"):
+        train(toy_experiment(steps=4, base_lr=2e-2), tmp_path / "run", data=toy_data(), parts=toy_parts())
+    train(toy_experiment(steps=4, base_lr=2e-2), tmp_path / "run", data=toy_data(), parts=toy_parts(),
+          on_recipe_change="restart")
+    train(toy_experiment(steps=4, base_lr=2e-2), tmp_path / "fresh", data=toy_data(), parts=toy_parts())
+    a, b = final_weights(tmp_path / "run"), final_weights(tmp_path / "fresh")
+    assert all(torch.equal(a[name], b[name]) for name in a)

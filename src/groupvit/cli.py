@@ -54,7 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     out = Path(args.out) if args.out else Path("runs") / cfg.preset / args.variant / f"seed{args.seed}"
-    summary = run_training(cfg, args.variant, args.seed, out, resume=not args.no_resume)
+    summary = run_training(cfg, args.variant, args.seed, out, resume=not args.no_resume,
+                           on_recipe_change=args.on_recipe_change)
     print(json.dumps({k: summary.get(k) for k in ("variant", "seed", "steps", "wall_time_s") if k in summary}))
     return 0
 
@@ -267,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/<preset>/<variant>/seed<seed>)")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    p.add_argument("--on-recipe-change", choices=["error", "restart"], default="error",
+                   help="when the run's checkpoints come from a different recipe: refuse (default) or train from scratch")
     p.set_defaults(func=cmd_train)
 
     groupers = ["groupvit", "pixelwise", "kmeans", "meanshift", "spectral"]

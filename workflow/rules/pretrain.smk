@@ -1,4 +1,5 @@
-# Pretraining: one job per (variant, seed). Resumable: a killed job restarts from its last checkpoint. The run
+# Pretraining: one job per (variant, seed). Resumable: a killed job restarts from its last checkpoint; a job rerun
+# because its recipe changed (params) trains from scratch instead of continuing the old run (--on-recipe-change). The run
 # folder also holds checkpoints/ and metrics.jsonl, deliberately not declared as outputs: Snakemake deletes declared
 # outputs of an incomplete job, and both must survive a kill for the resumed run to continue its curve.
 
@@ -26,4 +27,4 @@ rule pretrain:
         "../envs/groupvit.yaml"
     shell:
         "{params.launcher}groupvit train {params.config_args} --variant {wildcards.variant} --seed {wildcards.seed}"
-        " --out {params.run_dir} > {log} 2>&1"
+        " --out {params.run_dir} --on-recipe-change restart > {log} 2>&1"

@@ -25,6 +25,18 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}: config sections as dotted key paths (how the schema errors and --set name them),
+    for comparing two configs key by key. Empty dicts stay leaves."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 

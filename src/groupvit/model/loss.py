@@ -17,6 +17,11 @@ Two CPU-scale options, off in the paper recipe (see docs/embedded-world.md for w
   image's loss sums the probability of every copy of its text, and a text's loss every image that owns a copy.
 - group_usage_weight > 0: minus the normalised entropy of each image's mean assignment over groups, per stage,
   which counters the collapse of all tokens into one or two groups seen on small data.
+- segment_contrast_weight > 0: within each image, each noun prompt is a softmax over that image's segments whose
+  target is its currently best segment (detached), so the image's OTHER segments are pushed away from the noun.
+  Without it nothing stops every segment from carrying the whole image (measured: background segments named as the
+  object); with Gumbel-random training partitions the only way to lower it is segment features that follow their
+  members, which is what the zero-shot readout needs.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from torch import nn
 from .distributed import gather_features, gather_keys
 
 __all__ = [
-    "GroupViTLoss", "contrastive_loss", "group_usage_loss", "multi_label_loss", "MULTI_LABEL_FORMS",
+    "GroupViTLoss", "contrastive_loss", "group_usage_loss", "multi_label_loss", "segment_contrast_loss", "MULTI_LABEL_FORMS",
     "MULTI_LABEL_POOLINGS",
 ]
 
@@ -48,6 +53,7 @@ class LossSettings(Protocol):
     multi_label_pooling: str
     group_usage_weight: float
     merge_duplicate_texts: bool
+    segment_contrast_weight: float
 
 
 def _positive_log_prob(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
@@ -137,6 +143,14 @@ def group_usage_loss(soft_assignments: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(terms).mean()
 
 
+def segment_contrast_loss(group_embed: torch.Tensor, prompt_embed: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each image's noun prompts [B, K, D] over that image's segments [B, G, D], each prompt's target
+    being its most similar segment (detached): one segment per noun, the others pushed away from it."""
+    logits = logit_scale * torch.einsum("bkd,bgd->bkg", prompt_embed, group_embed)
+    target = logits.detach().argmax(dim=-1)
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten())
+
+
 class GroupViTLoss(nn.Module):
     """Args:
         cfg: a LossConfig (contrastive_weight, multi_label_weight, multi_label_form); None = paper defaults.
@@ -160,6 +174,7 @@ class GroupViTLoss(nn.Module):
                 f"loss.multi_label_pooling must be one of {MULTI_LABEL_POOLINGS}, got {self.multi_label_pooling!r}"
             )
         self.group_usage_weight = float(getattr(cfg, "group_usage_weight", 0.0))
+        self.segment_contrast_weight = float(getattr(cfg, "segment_contrast_weight", 0.0))
         self.merge_duplicate_texts = bool(getattr(cfg, "merge_duplicate_texts", False))
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"invalid rank {rank} / world_size {world_size}")
@@ -169,7 +184,8 @@ class GroupViTLoss(nn.Module):
     @property
     def model_kwargs(self) -> dict[str, bool]:
         """What the model's forward must add to its output for this loss (the training loop passes it on)."""
-        kwargs = {"with_groups": self.multi_label_pooling == "groups" or self.group_usage_weight > 0}
+        kwargs = {"with_groups": self.multi_label_pooling == "groups" or self.group_usage_weight > 0
+                  or self.segment_contrast_weight > 0}
         if self.merge_duplicate_texts:
             kwargs["with_text_keys"] = True
         return kwargs
@@ -204,4 +220,7 @@ class GroupViTLoss(nn.Module):
         if self.group_usage_weight > 0 and soft_assignments:
             terms["group_usage"] = group_usage_loss(soft_assignments)
             loss = loss + self.group_usage_weight * terms["group_usage"]
+        if self.segment_contrast_weight > 0 and use_multi and group_embed is not None:
+            terms["segment_contrast"] = segment_contrast_loss(group_embed, prompt_embed, scale)
+            loss = loss + self.segment_contrast_weight * terms["segment_contrast"]
         return {"loss": loss, **terms}

@@ -14,6 +14,7 @@ class LossConfig:
     multi_label_pooling: str = "image"  # image (paper) | groups
     group_usage_weight: float = 0.0
     merge_duplicate_texts: bool = False  # identical texts in a batch are one positive, not each other's negatives
+    segment_contrast_weight: float = 0.0  # within-image segment contrast (see groupvit.model.loss)
 
 
 @dataclass

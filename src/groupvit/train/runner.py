@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from groupvit.config.dataclass_io import ConfigError
+from groupvit.config.dataclass_io import ConfigError, flatten
 from groupvit.train.checkpointing import (
     CheckpointManager, capture_rng_state, load_train_state, restore_rng_state,
 )
@@ -117,11 +117,38 @@ def _say(ctx: DistContext, message: str) -> None:
 
 
 def run_training(
-    cfg: Any, variant: str, seed: int, out_dir: str | Path, *, resume: bool = True, data_dir: str | Path | None = None
+    cfg: Any, variant: str, seed: int, out_dir: str | Path, *, resume: bool = True, data_dir: str | Path | None = None,
+    on_recipe_change: str = "error",
 ) -> dict:
     """Train `variant` of the experiment with `seed` into `out_dir`; returns the run summary (summary.json)."""
     resolved = cfg.for_variant(variant, seed)
-    return train(resolved, out_dir, variant=variant, resume=resume, data_dir=data_dir)
+    return train(resolved, out_dir, variant=variant, resume=resume, data_dir=data_dir,
+                 on_recipe_change=on_recipe_change)
+
+
+# Settings that change how a run is executed or logged, not what it learns: resuming across a change of these is fine.
+OPERATIONAL_KEYS = {
+    "train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.time_budget_s", "train.device",
+    "train.compile", "train.nonfinite", "data.num_workers",
+}
+RECIPE_SECTIONS = ("world", "data", "model", "train")
+
+
+def recipe_changes(saved: dict | None, current: dict, defaults: dict) -> list[str]:
+    """'key: old -> new' for every setting that decides what a run learns and differs between a checkpoint's config
+    and the current one. A key the checkpoint predates counts as unchanged while it keeps its default value."""
+    if not saved:
+        return []
+    old = flatten({k: saved.get(k, {}) for k in RECIPE_SECTIONS})
+    new, base = flatten({k: current[k] for k in RECIPE_SECTIONS}), flatten({k: defaults[k] for k in RECIPE_SECTIONS})
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if key in OPERATIONAL_KEYS:
+            continue
+        before, after = old.get(key, base.get(key)), new.get(key, base.get(key))
+        if before != after:
+            changes.append(f"{key}: {before!r} -> {after!r}")
+    return changes
 
 
 def train(
@@ -133,11 +160,19 @@ def train(
     data_dir: str | Path | None = None,
     data: TrainData | None = None,
     parts: ModelParts | None = None,
+    on_recipe_change: str = "error",
 ) -> dict:
-    """Train a resolved ExperimentConfig into `out_dir`. `data` and `parts` override the real loader and model."""
+    """Train a resolved ExperimentConfig into `out_dir`. `data` and `parts` override the real loader and model.
+
+    A run directory whose checkpoints come from a different recipe (recipe_changes) is never silently resumed:
+    on_recipe_change="error" refuses with the changed keys, "restart" trains from scratch in place (the workflow's
+    choice: Snakemake reruns a job exactly when its recipe changed)."""
+    if on_recipe_change not in ("error", "restart"):
+        raise ValueError(f"on_recipe_change must be 'error' or 'restart', got {on_recipe_change!r}")
     ctx, owns_group = init_distributed(cfg.train.device)
     try:
-        return _train(cfg, Path(out_dir), ctx, variant, resume, data_dir, data, parts or default_model_parts())
+        return _train(cfg, Path(out_dir), ctx, variant, resume, data_dir, data, parts or default_model_parts(),
+                      on_recipe_change)
     finally:
         if owns_group:
             cleanup_distributed()
@@ -145,7 +180,7 @@ def train(
 
 def _train(
     cfg: Any, out_dir: Path, ctx: DistContext, variant: str, resume: bool, data_dir: str | Path | None,
-    data: TrainData | None, parts: ModelParts,
+    data: TrainData | None, parts: ModelParts, on_recipe_change: str = "error",
 ) -> dict:
     wall_start = time.monotonic()
     tcfg, world, device = cfg.train, ctx.world, ctx.device
@@ -160,10 +195,22 @@ def _train(
     if ctx.is_master:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
-            shutil.rmtree(manager.directory, ignore_errors=True)
-            for path in (metrics_path, summary_path, out_dir / "model.pt"):
-                path.unlink(missing_ok=True)
+            _clear_run(manager, out_dir)
     barrier()
+    if resume and manager.latest() is not None:
+        saved = load_train_state(manager.latest(), map_location="cpu").get("config")
+        changed = recipe_changes(saved, cfg.to_dict(), type(cfg)().to_dict())
+        if changed and on_recipe_change == "error":
+            raise ConfigError(
+                f"{out_dir} holds checkpoints of a different recipe ({'; '.join(changed[:6])}"
+                f"{'; ...' if len(changed) > 6 else ''}); resuming would continue the old run. Train from scratch with "
+                "--on-recipe-change restart (or --no-resume), or give another --out"
+            )
+        if changed:
+            _say(ctx, f"recipe changed since the checkpoints ({'; '.join(changed[:6])}): training from scratch")
+            if ctx.is_master:
+                _clear_run(manager, out_dir)
+            barrier()
 
     # Model and loss: the same initial weights on every rank (DDP also broadcasts rank 0's).
     seed_everything(tcfg.seed)
@@ -278,6 +325,12 @@ def _train(
                   f"{summary['samples_per_s']:.1f} samples/s -> {out_dir}")
     barrier()
     return summary
+
+
+def _clear_run(manager: CheckpointManager, out_dir: Path) -> None:
+    shutil.rmtree(manager.directory, ignore_errors=True)
+    for path in (out_dir / "metrics.jsonl", out_dir / "summary.json", out_dir / "model.pt"):
+        path.unlink(missing_ok=True)
 
 
 def _check_resumable(ckpt: dict, layout: BatchLayout, path: Path) -> None:
