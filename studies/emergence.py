@@ -77,6 +77,12 @@ def groups_in_use(segmenter: ZeroShotSegmenter, dataset, limit: int, min_share: 
     return [float(x) for x in np.mean(np.array(counts), axis=0)] if counts else []
 
 
+def foreground_miou(result) -> float | None:
+    """Mean IoU over the object classes present in the split (background excluded)."""
+    fg = [v for v in result.iou[1:] if not math.isnan(v)]
+    return float(np.mean(fg)) if fg else None
+
+
 def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
     cluster = None if grouper == "groupvit" else ClusterGrouper(model, grouper, cfg.eval)
     segmenter = ZeroShotSegmenter(model, dataset.class_names, cfg.eval, dataset="synthetic", grouper=cluster,
@@ -87,7 +93,7 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
     oracle = evaluate_group_oracle(segmenter, dataset, max_images=limit)
     fg = [v for v in result.iou[1:] if not math.isnan(v)]
     record = {
-        "grouper": grouper, "mIoU": result.miou, "mIoU_foreground": float(np.mean(fg)) if fg else None,
+        "grouper": grouper, "mIoU": result.miou, "mIoU_foreground": foreground_miou(result),
         "oracle_mIoU": oracle.miou, "floor_mIoU": floor.result().miou, "classes_found": int(sum(v > 0 for v in fg)),
         "per_class_IoU": dict(zip(result.class_names, [None if math.isnan(v) else round(float(v), 4) for v in result.iou])),
     }
@@ -98,17 +104,16 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
         seg = ZeroShotSegmenter(model, dataset.class_names, cfg.eval, dataset="synthetic", bg_thresh=thresh,
                                 grouper=cluster, mean=cfg.data.augment.mean, std=cfg.data.augment.std)
         swept = evaluate_segmentation(seg, dataset, max_images=limit)
-        fg_t = [v for v in swept.iou[1:] if not math.isnan(v)]
-        sweep[str(thresh)] = [round(swept.miou, 4), round(float(np.mean(fg_t)), 4) if fg_t else None]
+        fg_t = foreground_miou(swept)
+        sweep[str(thresh)] = [round(swept.miou, 4), None if fg_t is None else round(fg_t, 4)]
     record["bg_thresh_sweep"] = sweep
     if grouper == "groupvit":  # the same model read out with the hard (argmax) assignment maps instead of soft ones
         other = "hard" if cfg.eval.assignment == "soft" else "soft"
         seg = ZeroShotSegmenter(model, dataset.class_names, dataclasses.replace(cfg.eval, assignment=other),
                                 dataset="synthetic", mean=cfg.data.augment.mean, std=cfg.data.augment.std)
         swept = evaluate_segmentation(seg, dataset, max_images=limit)
-        fg_t = [v for v in swept.iou[1:] if not math.isnan(v)]
         record[f"{other}_assignment"] = {
-            "mIoU": swept.miou, "mIoU_foreground": float(np.mean(fg_t)) if fg_t else None,
+            "mIoU": swept.miou, "mIoU_foreground": foreground_miou(swept),
             "oracle_mIoU": evaluate_group_oracle(seg, dataset, max_images=limit).miou,
             "groups_in_use": groups_in_use(seg, dataset, min(limit, 100)),
         }
