@@ -197,20 +197,6 @@ def _train(
         if not resume:
             _clear_run(manager, out_dir)
     barrier()
-    if resume and manager.latest() is not None:
-        saved = load_train_state(manager.latest(), map_location="cpu").get("config")
-        changed = recipe_changes(saved, cfg.to_dict(), type(cfg)().to_dict())
-        if changed and on_recipe_change == "error":
-            raise ConfigError(
-                f"{out_dir} holds checkpoints of a different recipe ({'; '.join(changed[:6])}"
-                f"{'; ...' if len(changed) > 6 else ''}); resuming would continue the old run. Train from scratch with "
-                "--on-recipe-change restart (or --no-resume), or give another --out"
-            )
-        if changed:
-            _say(ctx, f"recipe changed since the checkpoints ({'; '.join(changed[:6])}): training from scratch")
-            if ctx.is_master:
-                _clear_run(manager, out_dir)
-            barrier()
 
     # Model and loss: the same initial weights on every rank (DDP also broadcasts rank 0's).
     seed_everything(tcfg.seed)
@@ -240,8 +226,21 @@ def _train(
     # Resume: everything but the RNG, which is restored after the loader exists (see below).
     state, rng_state, last_ckpt = LoopState(), None, None
     latest = broadcast_object(manager.latest() if resume else None)  # rank 0 decides; ranks must agree
-    if latest is not None:
-        ckpt = load_train_state(latest, map_location="cpu")  # RNG states must stay CPU tensors
+    ckpt = load_train_state(latest, map_location="cpu") if latest is not None else None  # RNG states stay on CPU
+    changed = recipe_changes(ckpt.get("config"), cfg.to_dict(), type(cfg)().to_dict()) if ckpt else []
+    if changed:
+        listing = "; ".join(changed[:6]) + ("; ..." if len(changed) > 6 else "")
+        if on_recipe_change == "error":
+            raise ConfigError(
+                f"{out_dir} holds checkpoints of a different recipe ({listing}); resuming would continue the old run. "
+                "Train from scratch with --on-recipe-change restart (or --no-resume), or give another --out"
+            )
+        _say(ctx, f"recipe changed since the checkpoints ({listing}): training from scratch")
+        if ctx.is_master:
+            _clear_run(manager, out_dir)
+        barrier()
+        ckpt = latest = None
+    if ckpt is not None:
         _check_resumable(ckpt, layout, latest)
         raw_model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
