@@ -10,7 +10,8 @@ the number of groups in use per image (collapse).
 
 Runs live in runs/emergence/<name>/ and resume when repeated; --curve scores every kept checkpoint (learning curve).
 `python studies/emergence.py summarize` prints the log as the Markdown table of docs/embedded-world.md;
-`python studies/emergence.py curves [RUN ...]` plots results/studies/learning_curves.png.
+`python studies/emergence.py curves [RUN ...]` plots results/studies/learning_curves.png;
+`python studies/emergence.py naming RUN_DIR ...` scores any trained run's segment naming (see naming_contrast).
 """
 from __future__ import annotations
 
@@ -77,6 +78,42 @@ def groups_in_use(segmenter: ZeroShotSegmenter, dataset, limit: int, min_share: 
     return [float(x) for x in np.mean(np.array(counts), axis=0)] if counts else []
 
 
+@torch.no_grad()
+def naming_contrast(model, cfg, dataset, limit: int) -> dict:
+    """Do segments say what they hold? With hard (argmax) stage maps, for each object class in an image that has both
+    a group whose majority is that object and a majority-background group: is the object's group closer to the
+    class prompt than every background group? 1 = segments name their members; chance (at most 0.5, less when an image
+    has several background groups) = segments carry the whole image."""
+    import torch.nn.functional as F
+
+    from groupvit.evaluation.grouping import ModelGrouper
+    from groupvit.evaluation.preprocess import normalize
+    from groupvit.evaluation.text import class_text_embeddings
+
+    names = list(dataset.class_names[1:])
+    text = F.normalize(class_text_embeddings(model, names, cfg.eval.templates), dim=-1)
+    grouper = ModelGrouper(model, "hard")
+    wins = cases = 0
+    for i in range(min(limit, len(dataset))):
+        item = dataset[i]
+        x = torch.from_numpy(np.array(item.image)).permute(2, 0, 1).float().div(255)
+        groups = grouper(normalize(x, cfg.data.augment.mean, cfg.data.augment.std)[None])
+        owner = F.interpolate(groups.pixel_to_group.float(), size=x.shape[-2:], mode="bilinear").argmax(1)[0].numpy()
+        cos = (F.normalize(groups.group_embeds[0], dim=-1) @ text.t()).numpy()
+        mask = np.asarray(item.mask)
+        majority = {}
+        for g in np.unique(owner):
+            labels = mask[(owner == g) & (mask != dataset.ignore_index)]
+            if labels.size:
+                majority[int(g)] = int(np.bincount(labels).argmax())
+        background = [g for g, c in majority.items() if c == 0]
+        for c in set(majority.values()) - {0}:
+            if background:
+                cases += 1
+                wins += max(cos[g, c - 1] for g, m in majority.items() if m == c) > max(cos[g, c - 1] for g in background)
+    return {"object_group_wins": float(wins / cases) if cases else None, "cases": cases}
+
+
 def foreground_miou(result) -> float | None:
     """Mean IoU over the object classes present in the split (background excluded)."""
     fg = [v for v in result.iou[1:] if not math.isnan(v)]
@@ -117,6 +154,7 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
             "oracle_mIoU": evaluate_group_oracle(seg, dataset, max_images=limit).miou,
             "groups_in_use": groups_in_use(seg, dataset, min(limit, 100)),
         }
+        record["naming_contrast"] = naming_contrast(model, cfg, dataset, min(limit, 100))
     if grouper == "groupvit":
         record["groups_in_use"] = groups_in_use(segmenter, dataset, min(limit, 100))
     record["recognition_mAP"] = recognition_map(model, dataset, list(dataset.class_names[1:]), cfg.eval.templates,
@@ -132,18 +170,21 @@ def summarize(path: Path = LOG) -> str:
         if r["step"] == r["total_steps"]:
             final[(r["name"], r["grouper"])] = r
     lines = ["| run | scorer | steps | train min | samples/s | recognition mAP | mIoU (floor) | objects mIoU "
-             "| oracle mIoU | classes > 0 | groups per image (stage 1, 2) | hard readout: mIoU / oracle / groups |",
-             "|" + " --- |" * 12]
+             "| oracle mIoU | classes > 0 | groups per image (stage 1, 2) | hard readout: mIoU / oracle / groups "
+             "| naming: object group wins |",
+             "|" + " --- |" * 13]
     for (name, grouper), r in final.items():
         groups = ", ".join(f"{g:.1f}" for g in r.get("groups_in_use", [])) or "-"
         other = r.get("hard_assignment")
         hard = (f"{100 * other['mIoU']:.1f} / {100 * other['oracle_mIoU']:.1f} / "
                 + ", ".join(f"{g:.1f}" for g in other["groups_in_use"])) if other else "-"
+        naming = r.get("naming_contrast") or {}
+        wins = f"{naming['object_group_wins']:.2f} ({naming['cases']})" if naming.get("object_group_wins") is not None else "-"
         lines.append(
             f"| {name} | {grouper} | {r['total_steps']} | {r['train_time_s'] / 60:.1f} | {r['samples_per_s']:.0f} "
             f"| {r['recognition_mAP']:.2f} | {100 * r['mIoU']:.1f} ({100 * r.get('floor_mIoU', float('nan')):.1f}) "
             f"| {100 * (r['mIoU_foreground'] or 0):.1f} | {100 * r['oracle_mIoU']:.1f} | {r['classes_found']} "
-            f"| {groups} | {hard} |"
+            f"| {groups} | {hard} | {wins} |"
         )
     return "\n".join(lines)
 
@@ -187,6 +228,14 @@ def learning_curves(path: Path = LOG, out: Path = LOG.with_name("learning_curves
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "summarize":
         print(summarize())
+        return 0
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "naming":  # naming RUN_DIR ... (any trained model.pt)
+        from groupvit.model import load_model
+
+        cfg = load_config(preset="default")
+        dataset = load_eval_dataset("synthetic", Path("data/emergence") / _world_key(cfg) / "val", split="val")
+        for run in sys.argv[2:]:
+            print(run, naming_contrast(load_model(Path(run) / "model.pt"), cfg, dataset, 100))
         return 0
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "curves":  # curves [RUN ...]
         print(learning_curves(names=sys.argv[2:] or None))
@@ -235,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name} step {step} {grouper}: mIoU {record['mIoU']:.3f} fg {record['mIoU_foreground']:.3f} "
                   f"oracle {record['oracle_mIoU']:.3f} recog-mAP {record['recognition_mAP']:.3f} "
                   f"classes {record['classes_found']} groups {record.get('groups_in_use')} "
-                  f"bg sweep {record['bg_thresh_sweep']} other readout {record.get('hard_assignment') or record.get('soft_assignment')}",
+                  f"naming {record.get('naming_contrast')} bg sweep {record['bg_thresh_sweep']} other readout {record.get('hard_assignment') or record.get('soft_assignment')}",
                   flush=True)
     print(f"total {time.time() - started:.0f}s")
     return 0

@@ -2,6 +2,7 @@
 group-usage term, soft-then-hard assignment schedule."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -195,3 +196,57 @@ def test_segment_contrast_prefers_one_segment_per_noun():
     scale = torch.tensor(10.0)
     assert segment_contrast_loss(one, noun, scale) < 0.1 < segment_contrast_loss(spread, noun, scale)
     assert torch.isclose(segment_contrast_loss(spread, noun, scale), torch.log(torch.tensor(4.0)))
+
+
+def test_segment_query_residual_decides_what_a_segment_can_carry_besides_its_members():
+    """segment_query_residual: with `group` (official) changing one segment's tokens moves the other segments through
+    their image-wide queries; `mean` moves them all by the same shift (the image summary, no group identity); `none`
+    leaves the other segments untouched."""
+    from groupvit.model.grouping import GroupingBlock
+    from groupvit.model.image_encoder import init_vit_weights
+
+    torch.manual_seed(0)
+    tokens = torch.randn(1, 12, 16)
+    group_tokens = torch.randn(1, 4, 16)
+    for mode in ("group", "mean", "none"):
+        block = GroupingBlock(16, 2, num_group_tokens=4, num_output_groups=3, segment_query_residual=mode)
+        block.apply(init_vit_weights)
+        block.eval()
+        block.mlp_channels = block.norm_new_x = torch.nn.Identity()  # the segment before the channel MLP (x2)
+        segments, _, hard = block(tokens, group_tokens)
+        owner = hard[0].argmax(dim=0)  # [N] the segment each token joined
+        target = int(owner.bincount(minlength=3).argmax())
+        changed = tokens.clone()
+        changed[0, owner == target] += 0.05 * torch.randn_like(changed[0, owner == target])
+        new_segments, _, new_hard = block(changed, group_tokens)
+        assert torch.equal(new_hard[0].argmax(0), owner)  # the same partition (a small change)
+        shift = new_segments[0, [g for g in range(3) if g != target]] - segments[0, [g for g in range(3) if g != target]]
+        if mode == "none":
+            assert shift.abs().max() < 1e-6
+        else:
+            assert shift.abs().max() > 1e-4
+            same_for_all = (shift - shift[:1]).abs().max() < 1e-5
+            assert same_for_all == (mode == "mean"), mode
+    with pytest.raises(ValueError, match="segment_query_residual"):
+        GroupingBlock(16, 2, num_group_tokens=4, num_output_groups=3, segment_query_residual="yes")
+
+
+def test_segment_query_scale_weighs_the_query_against_the_members():
+    """segment_query_scale multiplies the query residual: 1 is the official segment, 0 the members-only one."""
+    from groupvit.model.grouping import GroupingBlock
+    from groupvit.model.image_encoder import init_vit_weights
+
+    torch.manual_seed(0)
+    tokens, group_tokens = torch.randn(2, 12, 16), torch.randn(2, 4, 16)
+    outputs = {}
+    for mode, scale in (("group", 1.0), ("group", 0.0), ("none", 1.0), ("group", 0.5)):
+        torch.manual_seed(1)
+        block = GroupingBlock(16, 2, num_group_tokens=4, num_output_groups=3, segment_query_residual=mode,
+                              segment_query_scale=scale)
+        block.apply(init_vit_weights)
+        block.eval()
+        block.mlp_channels = block.norm_new_x = torch.nn.Identity()  # the segment before the channel MLP (x2)
+        outputs[(mode, scale)] = block(tokens, group_tokens)[0]
+    torch.testing.assert_close(outputs[("group", 0.0)], outputs[("none", 1.0)])
+    half = outputs[("group", 0.5)]
+    torch.testing.assert_close(half, (outputs[("group", 1.0)] + outputs[("none", 1.0)]) / 2)

@@ -48,6 +48,9 @@ def test_slurm_profile_declares_gpu_resources():
     assert profile["executor"] == "slurm"
     assert profile["set-resources"]["pretrain"]["gpu"] == 8
     assert profile["set-resources"]["evaluate"]["gpu"] == 1
+    # one GPU's share of the CPUs as torch threads per process, not half of whatever --cores the submit host has
+    assert profile["set-threads"] == {"pretrain": profile["set-resources"]["pretrain"]["cpus_per_gpu"],
+                                      "evaluate": profile["set-resources"]["evaluate"]["cpus_per_gpu"]}
 
 
 def test_paper_preset_dry_run_through_slurm_profile(tmp_path):
@@ -61,7 +64,9 @@ def test_paper_preset_dry_run_through_slurm_profile(tmp_path):
     assert len(pretrain) == 1 and pretrain[0]["wildcards"] == {"variant": "groupvit_2stage", "seed": "0"}
     assert pretrain[0]["resources"]["gpu"] == "8" and pretrain[0]["resources"]["runtime"] == "4320"
     # the job's 8 GPUs are used: one DDP process per GPU
-    assert pretrain[0]["shell"].startswith("torchrun --standalone --nproc_per_node 8 --no-python groupvit train")
+    # (torch threads from the profile's set-threads, which the local executor of this dry run caps at its cores)
+    assert re.match(r"OMP_NUM_THREADS=\d+ torchrun --standalone --nproc_per_node 8 --no-python groupvit train",
+                    pretrain[0]["shell"]), pretrain[0]["shell"]
 
     evaluate = by_rule["evaluate"]
     assert sorted(j["wildcards"]["dataset"] for j in evaluate) == ["coco_object", "context", "voc"]

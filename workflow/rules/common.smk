@@ -20,6 +20,11 @@ RUNS = f"runs/{PRESET}"
 RESULTS = f"results/{PRESET}"
 LOGS = f"logs/{PRESET}"
 CONFIG_ARGS = f"--config config/config.yaml --preset {PRESET}"
+# Threads of one training or evaluation job: half the cores, so two jobs share the machine. On 2 CPU cores two
+# 1-thread training jobs train 1.23x the samples/s of one 2-thread job (300 vs 244 samples/s, measured side by side
+# by benchmarks/parallel_jobs.py); on a GPU node the GPU, not these threads, limits a job. Passed on as
+# OMP_NUM_THREADS, which torch reads at start-up.
+JOB_THREADS = max(1, workflow.cores // 2)
 
 
 def digest(section):

@@ -16,11 +16,12 @@ rule evaluate:
         protocol=digest(EXP.eval),
     log:
         f"{LOGS}/evaluate/{{model}}_seed{{seed}}_{{dataset}}.log",
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         gpu=1,
     conda:
         "../envs/groupvit.yaml"
     shell:
-        "groupvit evaluate {params.config_args} --variant {params.variant} --grouper {params.grouper}"
+        "OMP_NUM_THREADS={threads} groupvit evaluate {params.config_args} --variant {params.variant}"
+        " --grouper {params.grouper}"
         " --checkpoint {input.model} --dataset {wildcards.dataset} --out {output.metrics} > {log} 2>&1"

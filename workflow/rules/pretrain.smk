@@ -20,11 +20,12 @@ rule pretrain:
         ),
     log:
         f"{LOGS}/pretrain/{{variant}}_seed{{seed}}.log",
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         gpu=1,
     conda:
         "../envs/groupvit.yaml"
     shell:
-        "{params.launcher}groupvit train {params.config_args} --variant {wildcards.variant} --seed {wildcards.seed}"
+        "OMP_NUM_THREADS={threads} {params.launcher}groupvit train {params.config_args}"
+        " --variant {wildcards.variant} --seed {wildcards.seed}"
         " --out {params.run_dir} --on-recipe-change restart > {log} 2>&1"

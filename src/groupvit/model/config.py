@@ -48,6 +48,13 @@ class ImageEncoderConfig:
     # the groups are only that MLP's mix of the (near-identical) group tokens, which trained models turn into copies
     # (|cos| 0.9-0.99 between a stage's groups, docs/embedded-world.md). CPU option: a distinct identity per group.
     group_query_embed: bool = False
+    # A new segment is proj(weighted mean of its tokens) + its own group query (official: `group`). The queries have
+    # cross-attended to the whole image and differ per group, so a segment's embedding can say "I am group 5" and
+    # carry the image's nouns whatever its members are (measured: background segments named as the object).
+    # CPU options: `mean` adds the mean of the queries to every segment (the image summary stays, the group identity
+    # goes, so segments differ only by their members); `none` adds nothing (measured: the model no longer learns).
+    segment_query_residual: str = "group"  # group (official) | mean | none
+    segment_query_scale: float = 1.0  # multiplies that residual (official 1); 0.1-0.3 measured: stays on the plateau
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
     # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines

@@ -127,6 +127,9 @@ class GroupingBlock(nn.Module):
         hard, gumbel, gumbel_tau, assign_eps: see AssignAttention.
         assign_logit_scale: AssignAttention's logit_scale.
         group_query_embed: add a learned per-output-group embedding (std 1) to the token-mixing MLP's output.
+        segment_query_residual: what each new segment adds to its members' mean: its own group query (`group`,
+            official), the mean of the queries (`mean`: no group identity) or nothing (`none`).
+        segment_query_scale: multiplier on that residual (official 1).
         act_layer, norm_layer: layer classes.
     """
 
@@ -144,12 +147,18 @@ class GroupingBlock(nn.Module):
         assign_eps: float = 1.0,
         assign_logit_scale: float = 1.0,
         group_query_embed: bool = False,
+        segment_query_residual: str = "group",
+        segment_query_scale: float = 1.0,
         act_layer: type[nn.Module] = nn.GELU,
         norm_layer: type[nn.Module] = nn.LayerNorm,
     ) -> None:
         super().__init__()
         tokens_dim, channels_dim = int(assign_mlp_ratio[0] * dim), int(assign_mlp_ratio[1] * dim)
         self.num_output_groups = num_output_groups
+        if segment_query_residual not in ("group", "mean", "none"):
+            raise ValueError(f"segment_query_residual must be group, mean or none, got {segment_query_residual!r}")
+        self.segment_query_residual = segment_query_residual
+        self.segment_query_scale = segment_query_scale
         self.norm_tokens = norm_layer(dim)
         self.mlp_inter = TokenMixingMlp(num_group_tokens, tokens_dim, num_output_groups, act_layer=act_layer)
         if group_query_embed:  # CPU option: a distinct learned identity per output group
@@ -180,6 +189,9 @@ class GroupingBlock(nn.Module):
         groups = self.norm_post_tokens(groups)
         groups = self.pre_assign_attn(groups, x)
         new_x, soft, hard = self.assign(groups, x)
-        new_x = new_x + groups
+        if self.segment_query_residual == "group":
+            new_x = new_x + self.segment_query_scale * groups
+        elif self.segment_query_residual == "mean":
+            new_x = new_x + self.segment_query_scale * groups.mean(dim=1, keepdim=True)
         new_x = new_x + self.mlp_channels(self.norm_new_x(new_x))
         return new_x, soft, hard
