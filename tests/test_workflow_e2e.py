@@ -47,6 +47,14 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
     return output
 
 
+def _json(cmd: list[str], cwd: Path) -> object:
+    """A command's stdout as JSON (warnings go to stderr)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stderr[-4000:]}"
+    return json.loads(result.stdout)
+
+
 @pytest.fixture(scope="module")
 def smoke_checkout(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("checkout") / "repo"
@@ -89,6 +97,30 @@ def test_dvc_repro_runs_the_same_dag_and_then_is_up_to_date(smoke_checkout):
     assert "didn't change" in second or "up to date" in second
     shown = _run(["dvc", "metrics", "show"], smoke_checkout)
     assert "groupvit_2stage" in shown
+
+
+def test_dvc_experiments_with_a_changed_param_record_and_compare_their_metrics(smoke_checkout):
+    """`dvc exp run -S` in the workspace (where Snakemake keeps the metadata its rerun decisions need): each
+    experiment retrains, keeps its own metrics (results/smoke/metrics.json is visible to git although results/smoke is
+    ignored), and `dvc metrics diff` compares two experiments."""
+    for name, steps in (("steps4", 4), ("steps5", 5)):
+        _run(["dvc", "exp", "run", "-n", name, "-S", f"config/config.yaml:presets.smoke.train.steps={steps}"],
+             smoke_checkout, timeout=900)
+    shown = _json(["dvc", "exp", "show", "--json"], smoke_checkout)
+    exps = {rev.get("name"): rev for entry in shown for exp in entry.get("experiments") or []
+            for rev in exp.get("revs", [])}
+    for name, steps in (("steps4", 4), ("steps5", 5)):
+        data = exps[name]["data"]
+        assert data["params"]["config/config.yaml"]["data"]["presets"]["smoke"]["train"]["steps"] == steps
+        assert 0.0 <= data["metrics"]["results/smoke/metrics.json"]["data"]["groupvit_2stage"]["synthetic"]["mIoU"] <= 100
+    summaries = [json.loads(p.read_text()) for p in (smoke_checkout / "runs" / "smoke").glob("*/seed*/summary.json")]
+    assert summaries and all(s["steps"] == 5 for s in summaries)  # the workspace holds the last experiment
+    diff = _json(["dvc", "metrics", "diff", "steps4", "steps5", "--all", "--json"], smoke_checkout)
+    row = diff["results/smoke/metrics.json"]["groupvit_2stage.synthetic.mIoU"]
+    assert row["old"] == exps["steps4"]["data"]["metrics"]["results/smoke/metrics.json"]["data"][
+        "groupvit_2stage"]["synthetic"]["mIoU"]
+    assert row["new"] == exps["steps5"]["data"]["metrics"]["results/smoke/metrics.json"]["data"][
+        "groupvit_2stage"]["synthetic"]["mIoU"]
 
 
 def test_invalid_preset_is_rejected_at_dag_build_with_valid_names(smoke_checkout):
