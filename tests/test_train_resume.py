@@ -108,6 +108,21 @@ def test_finished_run_is_not_trained_again_and_resume_false_starts_over(tmp_path
     assert fresh["resumed_from"] is None and fresh["steps"] == 3
 
 
+def test_a_rerun_after_snakemake_deleted_the_outputs_keeps_the_runs_figures(tmp_path):
+    """Snakemake deletes model.pt and summary.json before rerunning a job (e.g. after a param change the recipe check
+    accepts): the rerun finds nothing left to train and must report the losses and speed of the run that trained,
+    not NaN, and write the model again."""
+    cfg = toy_experiment(steps=3, checkpoint_every=3)
+    first = train(cfg, tmp_path, data=toy_data(), parts=toy_parts())
+    (tmp_path / "model.pt").unlink()
+    (tmp_path / "summary.json").unlink()
+    again = train(cfg, tmp_path, data=toy_data(), parts=toy_parts())
+    assert (tmp_path / "model.pt").exists() and json.loads((tmp_path / "summary.json").read_text())["steps"] == 3
+    for key in ("final_loss", "final_losses", "samples_per_s", "data_wait_frac"):
+        assert again[key] == first[key], key
+    assert first["final_loss"] == first["final_loss"]  # a number, not NaN
+
+
 def test_resume_with_another_launch_shape_is_refused(tmp_path):
     from groupvit.config.dataclass_io import ConfigError
 

@@ -192,6 +192,9 @@ def _train(
 
     manager = CheckpointManager(out_dir / "checkpoints", tcfg.keep_checkpoints)
     summary_path, metrics_path = out_dir / "summary.json", out_dir / "metrics.jsonl"
+    # A copy beside the checkpoints: Snakemake deletes a job's declared outputs (summary.json) before rerunning it, and
+    # a rerun that finds the training complete must still report the losses and speed of the run that did the work.
+    summary_copy = manager.directory / "summary.json"
     if ctx.is_master:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
@@ -298,6 +301,7 @@ def _train(
 
     progress = tqdm(total=total_steps, initial=state.step, desc=f"train {variant}".strip(), dynamic_ncols=True,
                     mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=not ctx.is_master)
+    steps_before = state.step
     with MetricsLogger(metrics_path, enabled=ctx.is_master) as logger:
         try:
             result = train_loop(engine, batches, state, loop_cfg, save=save, log=logger.log,
@@ -315,11 +319,14 @@ def _train(
         data_counters=data.counters(), resumed_from=str(last_ckpt) if last_ckpt else None,
         loss_window=LOSS_WINDOW,
     )
+    if result.state.step == steps_before:  # nothing was left to train: the figures are those of the run that trained
+        summary.update(_run_figures(summary_copy, result.state.step))
     if ctx.is_master:
         parts.save_model(out_dir / "model.pt", raw_model, **{**meta, "step": result.state.step,
                                                               "data_content_hash": data.content_hash})
         summary["wall_time_s"] = time.monotonic() - wall_start
         write_summary_json(summary, summary_path)
+        write_summary_json(summary, summary_copy)
         _say(ctx, f"done: {result.state.step} steps, final loss {summary['final_loss']:.4f}, "
                   f"{summary['samples_per_s']:.1f} samples/s -> {out_dir}")
     barrier()
@@ -341,6 +348,18 @@ def _check_resumable(ckpt: dict, layout: BatchLayout, path: Path) -> None:
             f"{path}: cannot resume a run of (processes, global batch, grad_accum_steps) = {saved} as {now}; "
             "use the same launch shape, or start a new run directory (resume=False)"
         )
+
+
+RUN_FIGURES = ("final_loss", "final_losses", "mean_last_losses", "samples_per_s", "data_wait_frac",
+               "loop_overhead_frac")
+
+
+def _run_figures(summary_copy: Path, step: int) -> dict:
+    """The training figures of the summary copy written when the run reached `step` ({} when there is none)."""
+    if not summary_copy.exists():
+        return {}
+    previous = json.loads(summary_copy.read_text())
+    return {k: previous[k] for k in RUN_FIGURES if k in previous} if previous.get("steps") == step else {}
 
 
 def _finished_summary(summary_path: Path, state: LoopState, total_steps: int, budget_s: float) -> dict | None:
