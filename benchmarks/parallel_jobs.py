@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.cores < 2:
         raise SystemExit("needs at least 2 cores to compare one job with two")
 
+    from groupvit.atomic import atomic_write_json
     from groupvit.config import load_config
     from groupvit.data.world.generate import generate_world
-    from groupvit.train.summary import atomic_write_json
 
     single, pair = [], []
     load_before = os.getloadavg()[0]

@@ -11,7 +11,8 @@ the number of groups in use per image (collapse).
 Runs live in runs/emergence/<name>/ and resume when repeated; --curve scores every kept checkpoint (learning curve).
 `python studies/emergence.py summarize` prints the log as the Markdown table of docs/embedded-world.md;
 `python studies/emergence.py curves [RUN ...]` plots results/studies/learning_curves.png;
-`python studies/emergence.py naming RUN_DIR ...` scores any trained run's segment naming (see naming_contrast).
+`python studies/emergence.py naming RUN_DIR ...` scores any trained run's segment naming (see naming_contrast);
+`--existing RUN_DIR` scores a finished run of the workflow (e.g. runs/default/groupvit_2stage/seed0) without training.
 """
 from __future__ import annotations
 
@@ -250,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=300)
     parser.add_argument("--curve", action="store_true", help="also score every kept intermediate checkpoint")
     parser.add_argument("--note", default="")
+    parser.add_argument("--existing", type=Path, default=None,
+                        help="score this finished run folder (model.pt + summary.json, e.g. runs/default/VARIANT/seedN) "
+                             "instead of training runs/emergence/NAME")
     args = parser.parse_args(argv)
 
     overrides = list(args.overrides) + (["train.keep_checkpoints=1000"] if args.curve else [])
@@ -257,9 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     world_dir = Path("data/emergence") / _world_key(cfg)
     if not (world_dir / "datacard.json").exists():
         generate_world(cfg.world, world_dir, workers=2, progress=True)
-    run_dir = Path("runs/emergence") / args.name
     started = time.time()
-    summary = run_training(cfg, args.variant, args.seed, run_dir, data_dir=world_dir)
+    if args.existing is not None:
+        run_dir = args.existing
+        summary = json.loads((run_dir / "summary.json").read_text())
+    else:
+        run_dir = Path("runs/emergence") / args.name
+        summary = run_training(cfg, args.variant, args.seed, run_dir, data_dir=world_dir)
     variant_cfg = cfg.for_variant(args.variant, args.seed)
     dataset = load_eval_dataset("synthetic", world_dir / "val", split="val")
     groupers = args.grouper or (["groupvit"] if cfg.variants[args.variant].family == "groupvit" else ["kmeans"])
