@@ -93,7 +93,7 @@ def naming_contrast(model, cfg, dataset, limit: int) -> dict:
 
     names = list(dataset.class_names[1:])
     text = F.normalize(class_text_embeddings(model, names, cfg.eval.templates), dim=-1)
-    grouper = ModelGrouper(model, "hard")
+    grouper = ModelGrouper(model, "hard", cfg.eval.segment_embeds)
     wins = cases = 0
     for i in range(min(limit, len(dataset))):
         item = dataset[i]

@@ -250,3 +250,94 @@ def test_segment_query_scale_weighs_the_query_against_the_members():
     torch.testing.assert_close(outputs[("group", 0.0)], outputs[("none", 1.0)])
     half = outputs[("group", 0.5)]
     torch.testing.assert_close(half, (outputs[("group", 1.0)] + outputs[("none", 1.0)]) / 2)
+
+
+def test_member_embeds_depend_only_on_each_segments_own_pixels():
+    """image.member_embeds: a segment's members-only embedding is its pixels' tokens pooled by the hard partition.
+    Changing the image where one segment lives moves the official segment tokens of OTHER segments (their queries
+    saw the whole image) but not the other segments' member embeddings, as long as the partition stays."""
+    from groupvit.model.image_encoder import GroupViTImageEncoder
+    from test_model_grouping import image_cfg
+
+    torch.manual_seed(0)
+    enc = GroupViTImageEncoder(image_cfg(member_embeds=True, depths=[0, 1, 1])).eval()
+    image = torch.randn(1, 3, 32, 32)
+    out = enc(image)
+    assert out.member_tokens is not None and out.member_tokens.shape == out.tokens.shape
+    grid_owner = out.hard_assignments[1].argmax(1)[0][out.hard_assignments[0].argmax(1)[0]]  # [64] final segment
+    # with no blocks before the first grouping, a member embedding is sum(LN(its patch tokens)) / (n + 1)
+    patches, _ = enc.embed(image)
+    target = int(grid_owner.bincount().argmax())
+    members = enc.member_norm(patches[0, grid_owner == target])
+    expected = members.sum(0) / (len(members) + 1.0)
+    torch.testing.assert_close(out.member_tokens[0, target], expected, atol=1e-5, rtol=1e-4)
+    # perturb the pixels of the target segment's patches only (8x8 grid, 4 px patches)
+    mask = (grid_owner == target).view(8, 8).repeat_interleave(4, 0).repeat_interleave(4, 1)
+    changed = enc(image + 1e-3 * torch.randn_like(image) * mask)
+    others = [g for g in range(out.tokens.shape[1]) if g != target and (grid_owner == g).any()]
+    assert all(torch.equal(a, b) for a, b in zip(changed.hard_assignments, out.hard_assignments))  # same partition
+    assert others, "the partition has a single segment"
+    assert (changed.member_tokens[0, others] - out.member_tokens[0, others]).abs().max() < 1e-6
+    assert (changed.tokens[0, others] - out.tokens[0, others]).abs().max() > 1e-5
+
+
+def test_member_pooled_multi_label_trains_the_member_path_and_readout_uses_it():
+    from groupvit.evaluation.grouping import ModelGrouper
+
+    torch.manual_seed(0)
+    model = tiny_model(member_embeds=True).train()
+    loss_fn = GroupViTLoss(LossConfig(multi_label_pooling="members"))
+    assert loss_fn.model_kwargs == {"with_groups": True}
+    image = torch.randn(2, 3, 32, 32)
+    tokens = model.tokenizer(["a star", "a ring"])
+    prompts = model.tokenizer(["a photo of a star.", "a photo of a ring."]).view(2, 1, -1)
+    out = model(image, tokens, prompts, **loss_fn.model_kwargs)
+    assert out["member_embed"].shape == out["group_embed"].shape
+    loss_fn(**out)["multi_label"].backward()
+    assert model.image_encoder.member_norm.weight.grad.abs().sum() > 0
+    model.eval()
+    official, members = ModelGrouper(model, "hard")(image), ModelGrouper(model, "hard", "members")(image)
+    assert torch.equal(official.pixel_to_group, members.pixel_to_group)
+    assert not torch.allclose(official.group_embeds, members.group_embeds)
+    with pytest.raises(ValueError, match="member_embeds"):
+        ModelGrouper(tiny_model().eval(), "hard", "members")(image)
+    with pytest.raises(ValueError, match="member_embeds"):
+        GroupViTLoss(LossConfig(multi_label_pooling="members"))(**tiny_model().train()(
+            image, tokens, prompts, with_groups=True))
+
+
+def test_member_source_patches_pools_the_local_patch_embedding():
+    """member_source=patches pools the patch embedding itself (no attention has mixed it); `grouped` pools what the
+    first grouping merged, after that stage's blocks."""
+    from groupvit.model.image_encoder import GroupViTImageEncoder
+    from test_model_grouping import image_cfg
+
+    torch.manual_seed(0)
+    enc = GroupViTImageEncoder(image_cfg(member_embeds=True, member_source="patches")).eval()  # depths [1, 1, 1]
+    image = torch.randn(2, 3, 32, 32)
+    out = enc(image)
+    patches, _ = enc.embed(image)
+    composed = out.hard_assignments[1] @ out.hard_assignments[0]  # [B, G, N] one-hot final partition
+    expected = (composed / (composed.sum(-1, keepdim=True) + 1.0)) @ enc.member_norm(patches)
+    torch.testing.assert_close(out.member_tokens, expected, atol=1e-5, rtol=1e-4)
+    enc.member_source = "grouped"
+    assert not torch.allclose(enc(image).member_tokens, out.member_tokens, atol=1e-3)
+    with pytest.raises(ValueError, match="member_source"):
+        GroupViTImageEncoder(image_cfg(member_embeds=True, member_source="pixels"))
+
+
+def test_segment_contrast_can_rank_the_members_only_copies():
+    """segment_contrast_embeds=members: the segment contrast reads member_embed, not group_embed."""
+    torch.manual_seed(0)
+    noun = _unit(1, 1, 16)
+    spread, one = _unit(1, 4, 16), torch.cat([noun, -noun.expand(1, 3, 16)], dim=1)
+    prompts, scale = noun, torch.tensor(10.0)
+    kwargs = dict(image_embed=_unit(1, 16), text_embed=_unit(1, 16), logit_scale=scale, prompt_embed=prompts,
+                  multi_label_logit_scale=scale)
+    on_members = GroupViTLoss(LossConfig(segment_contrast_weight=1.0, segment_contrast_embeds="members"))
+    on_segments = GroupViTLoss(LossConfig(segment_contrast_weight=1.0))
+    a = on_members(**kwargs, group_embed=spread, member_embed=one)["segment_contrast"]
+    b = on_segments(**kwargs, group_embed=spread, member_embed=one)["segment_contrast"]
+    assert a < 0.1 < b
+    with pytest.raises(ValueError, match="segment_contrast_embeds"):
+        GroupViTLoss(LossConfig(segment_contrast_embeds="pixels"))

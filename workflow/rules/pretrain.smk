@@ -20,7 +20,7 @@ rule pretrain:
         ),
     log:
         f"{LOGS}/pretrain/{{variant}}_seed{{seed}}.log",
-    threads: JOB_THREADS
+    threads: pretrain_threads
     resources:
         gpu=1,
     conda:

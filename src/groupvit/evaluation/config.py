@@ -21,6 +21,9 @@ class EvalConfig:
     datasets: list[str] = field(default_factory=lambda: ["synthetic"])  # synthetic | voc | context | coco_object
     templates: list[str] = field(default_factory=lambda: ["a photo of a {}."])
     assignment: str = "soft"  # soft (official) | hard pixel-to-group maps
+    # which embedding names a GroupViT segment: the segment token (official) or its members-only embedding (a model
+    # trained with model.image.member_embeds; see that option)
+    segment_embeds: str = "segments"  # segments | members
     topk_classes: int = 5  # keep the pooled image embedding's top-k classes; 0 disables
     bg_thresh: float = 0.95  # per-dataset overrides in bg_thresh_by_dataset
     bg_thresh_by_dataset: dict = field(default_factory=lambda: {"voc": 0.95, "context": 0.35, "coco_object": 0.95})

@@ -43,16 +43,20 @@ def output_field(output: Any, name: str) -> Any:
 
 
 class ModelGrouper:
-    """GroupViT's learned groups: `model.encode_image_groups` with soft (official) or hard pixel maps."""
+    """GroupViT's learned groups: `model.encode_image_groups` with soft (official) or hard pixel maps, each segment
+    named by its segment token (official) or by its members-only embedding (`embeds="members"`)."""
 
-    def __init__(self, model: nn.Module, assignment: str = "soft") -> None:
+    def __init__(self, model: nn.Module, assignment: str = "soft", embeds: str = "segments") -> None:
         if assignment not in ("soft", "hard"):
             raise ValueError(f"assignment must be 'soft' or 'hard', got {assignment!r}")
+        if embeds not in ("segments", "members"):
+            raise ValueError(f"eval.segment_embeds must be 'segments' or 'members', got {embeds!r}")
         if not hasattr(model, "encode_image_groups"):
             raise TypeError("this model has no encode_image_groups (a plain ViT?): use a clustering baseline")
         self.model = model
         self.assignment = assignment
-        self.name = "groupvit" if assignment == "soft" else "groupvit_hard"
+        self.embeds = embeds
+        self.name = ("groupvit" if assignment == "soft" else "groupvit_hard") + ("_members" * (embeds == "members"))
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> Groups:
@@ -62,9 +66,12 @@ class ModelGrouper:
             stages = list(output_field(out, "stage_assignments" + suffix))
         except (AttributeError, KeyError):
             stages = []
+        group_embeds = output_field(out, "group_embeds" if self.embeds == "segments" else "member_embeds")
+        if group_embeds is None:
+            raise ValueError("eval.segment_embeds=members needs a model trained with model.image.member_embeds: true")
         return Groups(
             image_embed=output_field(out, "image_embed"),
-            group_embeds=output_field(out, "group_embeds"),
+            group_embeds=group_embeds,
             pixel_to_group=output_field(out, "pixel_to_group" + suffix),
             stage_maps=stages,
         )

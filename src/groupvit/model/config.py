@@ -55,6 +55,15 @@ class ImageEncoderConfig:
     # goes, so segments differ only by their members); `none` adds nothing (measured: the model no longer learns).
     segment_query_residual: str = "group"  # group (official) | mean | none
     segment_query_scale: float = 1.0  # multiplies that residual (official 1); 0.1-0.3 measured: stays on the plateau
+    # CPU option: also give each final segment a members-only embedding: patch-grid tokens (member_source) averaged
+    # over the pixels the composed assignment gives the segment (straight-through in hard mode), so no group query
+    # and no other segment enters it. Trained by loss.multi_label_pooling=members and read
+    # out by eval.segment_embeds=members; the official segments (query path) still carry the contrastive loss.
+    member_embeds: bool = False
+    # where the members' tokens come from: `grouped` (what the first grouping merged, after its stage's blocks of
+    # global attention) or `patches` (the patch embedding: local, no attention has mixed them; measured: the
+    # multi-label loss stays at chance, docs/embedded-world.md)
+    member_source: str = "grouped"
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
     # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines

@@ -84,11 +84,12 @@ class GroupViTModel(nn.Module):
         hard = assignments_to_grid(out.hard_assignments, out.grid)
         return GroupingOutput(
             image_embed=F.normalize(self.image_head(out.pooled), dim=-1),
-            group_embeds=F.normalize(self.image_head(out.tokens), dim=-1),
+            group_embeds=self.project_image(out.tokens),
             pixel_to_group=soft[-1],
             pixel_to_group_hard=hard[-1],
             stage_assignments=soft,
             stage_assignments_hard=hard,
+            member_embeds=None if out.member_tokens is None else self.project_image(out.member_tokens),
         )
 
     def _encode_image_tokens(self, image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -122,7 +123,8 @@ class GroupViTModel(nn.Module):
         """image [B, 3, H, W], text [B, L], prompts [B, K, L] -> the loss's keyword arguments.
 
         with_groups (GroupViT only; asked for by losses that score segments): also `group_embed` [B, G, D] (the
-        final segments, projected in the same head pass as the pooled embedding) and `soft_assignments` (per stage).
+        final segments, projected in the same head pass as the pooled embedding), `soft_assignments` (per stage)
+        and, with image.member_embeds, `member_embed` [B, G, D] (the segments' members-only copies, same pass).
         with_text_keys: also `text_key` [B] and `prompt_key` [B, K], equal exactly for identical token sequences.
         """
         out: dict[str, Any] = {"logit_scale": self._scale(self.logit_scale)}
@@ -132,9 +134,15 @@ class GroupViTModel(nn.Module):
                 out["prompt_key"] = text_key(prompts)
         if with_groups and self.is_grouping:
             encoded = self.image_encoder(image)
-            joint = F.normalize(self.image_head(torch.cat([encoded.pooled[:, None], encoded.tokens], dim=1)), dim=-1)
-            out |= {"image_embed": joint[:, 0], "group_embed": joint[:, 1:],
+            parts = [encoded.pooled[:, None], encoded.tokens]
+            if encoded.member_tokens is not None:
+                parts.append(encoded.member_tokens)
+            joint = self.project_image(torch.cat(parts, dim=1))
+            groups = encoded.tokens.shape[1]
+            out |= {"image_embed": joint[:, 0], "group_embed": joint[:, 1 : 1 + groups],
                     "soft_assignments": encoded.soft_assignments}
+            if encoded.member_tokens is not None:
+                out["member_embed"] = joint[:, 1 + groups :]
         else:
             out["image_embed"] = self.encode_image(image)
         if prompts is None or prompts.shape[1] == 0:

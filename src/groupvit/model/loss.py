@@ -11,7 +11,10 @@ Embeddings arrive L2-normalised and the scales exp'ed and clamped (the model's f
 Two CPU-scale options, off in the paper recipe (see docs/embedded-world.md for why they exist):
 - multi_label_pooling="groups": the image side of the multi-label loss scores each prompt with the image's BEST
   segment (max over the final groups) instead of the pooled embedding, so every named object must be captured and
-  named by one group, which is exactly what zero-shot segmentation reads out.
+  named by one group, which is exactly what zero-shot segmentation reads out. multi_label_pooling="members" does the
+  same with the segments' members-only copies (model image.member_embeds): the best segment must name the noun from
+  its pixels alone, without its group query, which carries the whole image (docs/embedded-world.md);
+  member_multi_label_weight > 0 adds that members-pooled term beside the official one instead of replacing it.
 - merge_duplicate_texts: identical texts in a batch (frequent when captions come from templates over a small
   vocabulary, and for noun prompts with one template) are one positive, not a positive and its own negatives: an
   image's loss sums the probability of every copy of its text, and a text's loss every image that owns a copy.
@@ -21,7 +24,8 @@ Two CPU-scale options, off in the paper recipe (see docs/embedded-world.md for w
   target is its currently best segment (detached), so the image's OTHER segments are pushed away from the noun.
   Without it nothing stops every segment from carrying the whole image (measured: background segments named as the
   object); with Gumbel-random training partitions the only way to lower it is segment features that follow their
-  members, which is what the zero-shot readout needs.
+  members, which is what the zero-shot readout needs. segment_contrast_embeds="members" ranks the members-only copies
+  instead (model image.member_embeds), so the target is the segment whose pixels look most like the noun.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ __all__ = [
 ]
 
 MULTI_LABEL_FORMS = ("mean_log", "log_sum")
-MULTI_LABEL_POOLINGS = ("image", "groups")
+MULTI_LABEL_POOLINGS = ("image", "groups", "members")
 
 
 class LossSettings(Protocol):
@@ -54,6 +58,8 @@ class LossSettings(Protocol):
     group_usage_weight: float
     merge_duplicate_texts: bool
     segment_contrast_weight: float
+    member_multi_label_weight: float
+    segment_contrast_embeds: str
 
 
 def _positive_log_prob(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
@@ -175,6 +181,12 @@ class GroupViTLoss(nn.Module):
             )
         self.group_usage_weight = float(getattr(cfg, "group_usage_weight", 0.0))
         self.segment_contrast_weight = float(getattr(cfg, "segment_contrast_weight", 0.0))
+        self.member_multi_label_weight = float(getattr(cfg, "member_multi_label_weight", 0.0))
+        self.segment_contrast_embeds = str(getattr(cfg, "segment_contrast_embeds", "segments"))
+        if self.segment_contrast_embeds not in ("segments", "members"):
+            raise ValueError(
+                f"loss.segment_contrast_embeds must be segments or members, got {self.segment_contrast_embeds!r}"
+            )
         self.merge_duplicate_texts = bool(getattr(cfg, "merge_duplicate_texts", False))
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"invalid rank {rank} / world_size {world_size}")
@@ -184,8 +196,8 @@ class GroupViTLoss(nn.Module):
     @property
     def model_kwargs(self) -> dict[str, bool]:
         """What the model's forward must add to its output for this loss (the training loop passes it on)."""
-        kwargs = {"with_groups": self.multi_label_pooling == "groups" or self.group_usage_weight > 0
-                  or self.segment_contrast_weight > 0}
+        kwargs = {"with_groups": self.multi_label_pooling != "image" or self.group_usage_weight > 0
+                  or self.segment_contrast_weight > 0 or self.member_multi_label_weight > 0}
         if self.merge_duplicate_texts:
             kwargs["with_text_keys"] = True
         return kwargs
@@ -198,6 +210,7 @@ class GroupViTLoss(nn.Module):
         prompt_embed: torch.Tensor | None = None,
         multi_label_logit_scale: torch.Tensor | None = None,
         group_embed: torch.Tensor | None = None,
+        member_embed: torch.Tensor | None = None,
         soft_assignments: list[torch.Tensor] | None = None,
         text_key: torch.Tensor | None = None,
         prompt_key: torch.Tensor | None = None,
@@ -209,7 +222,11 @@ class GroupViTLoss(nn.Module):
         use_multi = prompt_embed is not None and self.multi_label_weight > 0 and prompt_embed.shape[1] > 0
         if use_multi:
             scale = multi_label_logit_scale if multi_label_logit_scale is not None else logit_scale
-            groups = group_embed if self.multi_label_pooling == "groups" else None
+            groups = {"image": None, "groups": group_embed, "members": member_embed}[self.multi_label_pooling]
+            if self.multi_label_pooling != "image" and groups is None:
+                raise ValueError(f"loss.multi_label_pooling={self.multi_label_pooling} needs the model's "
+                                 f"{self.multi_label_pooling[:-1]} embeddings: a GroupViT"
+                                 + (" with model.image.member_embeds: true" if groups is member_embed else ""))
             multi = multi_label_loss(
                 image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size, groups, prompt_key
             )
@@ -220,7 +237,16 @@ class GroupViTLoss(nn.Module):
         if self.group_usage_weight > 0 and soft_assignments:
             terms["group_usage"] = group_usage_loss(soft_assignments)
             loss = loss + self.group_usage_weight * terms["group_usage"]
-        if self.segment_contrast_weight > 0 and use_multi and group_embed is not None:
-            terms["segment_contrast"] = segment_contrast_loss(group_embed, prompt_embed, scale)
+        if self.member_multi_label_weight > 0 and use_multi:
+            if member_embed is None:
+                raise ValueError("loss.member_multi_label_weight > 0 needs model.image.member_embeds: true")
+            terms["member_multi_label"] = multi_label_loss(
+                image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size, member_embed,
+                prompt_key,
+            )
+            loss = loss + self.member_multi_label_weight * terms["member_multi_label"]
+        ranked = group_embed if self.segment_contrast_embeds == "segments" else member_embed
+        if self.segment_contrast_weight > 0 and use_multi and ranked is not None:
+            terms["segment_contrast"] = segment_contrast_loss(ranked, prompt_embed, scale)
             loss = loss + self.segment_contrast_weight * terms["segment_contrast"]
         return {"loss": loss, **terms}

@@ -16,13 +16,15 @@ __all__ = ["ImageEncoderOutput", "GroupingOutput", "assignments_to_grid"]
 @dataclass
 class ImageEncoderOutput:
     """pooled: [B, C] mean of the final-normed tokens; tokens: [B, T, C] final-normed segment tokens (GroupViT) or
-    patch tokens (ViT); grid: the patch grid (h, w); soft/hard_assignments: per grouping stage [B, G_s, N_s]."""
+    patch tokens (ViT); grid: the patch grid (h, w); soft/hard_assignments: per grouping stage [B, G_s, N_s];
+    member_tokens: [B, G, C] members-only copy of the final segments (image.member_embeds; else None)."""
 
     pooled: torch.Tensor
     tokens: torch.Tensor
     grid: tuple[int, int]
     soft_assignments: list[torch.Tensor] = field(default_factory=list)
     hard_assignments: list[torch.Tensor] = field(default_factory=list)
+    member_tokens: torch.Tensor | None = None
 
 
 @dataclass
@@ -31,7 +33,8 @@ class GroupingOutput:
 
     image_embed: [B, D] normalised; group_embeds: [B, G, D] normalised projected segment tokens; pixel_to_group:
     [B, G, h, w] product of all stages' soft assignments on the token grid; pixel_to_group_hard: the same with the
-    hard (one-hot) assignments; stage_assignments / stage_assignments_hard: per stage [B, G_s, h, w].
+    hard (one-hot) assignments; stage_assignments / stage_assignments_hard: per stage [B, G_s, h, w];
+    member_embeds: [B, G, D] normalised members-only segment embeddings (image.member_embeds; else None).
     """
 
     image_embed: torch.Tensor
@@ -40,6 +43,7 @@ class GroupingOutput:
     pixel_to_group_hard: torch.Tensor
     stage_assignments: list[torch.Tensor]
     stage_assignments_hard: list[torch.Tensor]
+    member_embeds: torch.Tensor | None = None
 
 
 def assignments_to_grid(assignments: list[torch.Tensor], grid: tuple[int, int]) -> list[torch.Tensor]:

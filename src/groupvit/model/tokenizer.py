@@ -104,6 +104,7 @@ class _BpeTables:
         self.byte_decoder = {c: b for b, c in self.byte_encoder.items()}
         self.pattern = regex.compile(_PATTERN, regex.IGNORECASE)
         self.cache: dict[str, list[str]] = {SOT: [SOT], EOT: [EOT]}
+        self.text_cache: dict[str, tuple[int, ...]] = {}  # caption -> ids (ClipBpeTokenizer.encode)
 
     def bpe(self, word: str) -> list[str]:
         """Greedy lowest-rank pair merging within one pre-token; the last symbol carries the end-of-word mark."""
@@ -168,12 +169,21 @@ class ClipBpeTokenizer:
         return self.tables.encoder[EOT]
 
     def encode(self, text: str) -> list[int]:
-        """BPE ids of one caption, without start/end tokens."""
+        """BPE ids of one caption, without start/end tokens.
+
+        Memoised per caption: cleaning (ftfy) and BPE were ~40% of the CPU preset's loader time, and its captions (and
+        the multi-label prompts) repeat; real-data captions rarely repeat and only fill the bounded cache.
+        """
         t = self.tables
+        cached = t.text_cache.get(text)
+        if cached is not None:
+            return list(cached)
         ids: list[int] = []
         for piece in t.pattern.findall(_clean(text)):
             chars = "".join(t.byte_encoder[b] for b in piece.encode("utf-8"))
             ids.extend(t.encoder[tok] for tok in t.bpe(chars))
+        if len(t.text_cache) < 100_000:
+            t.text_cache[text] = tuple(ids)
         return ids
 
     def decode(self, ids: Sequence[int]) -> str:

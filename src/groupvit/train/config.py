@@ -11,10 +11,12 @@ class LossConfig:
     multi_label_form: str = "mean_log"  # mean_log (official code) | log_sum (paper's equation)
     # CPU-scale options (off in the paper recipe): score prompts with the best segment instead of the pooled image,
     # and penalise images whose tokens collapse into one or two groups (see groupvit.model.loss)
-    multi_label_pooling: str = "image"  # image (paper) | groups
+    multi_label_pooling: str = "image"  # image (paper) | groups | members (needs model.image.member_embeds)
     group_usage_weight: float = 0.0
     merge_duplicate_texts: bool = False  # identical texts in a batch are one positive, not each other's negatives
     segment_contrast_weight: float = 0.0  # within-image segment contrast (see groupvit.model.loss)
+    member_multi_label_weight: float = 0.0  # extra multi-label term on members-only segments (image.member_embeds)
+    segment_contrast_embeds: str = "segments"  # segments | members: which segment embeddings the segment contrast ranks
 
 
 @dataclass
