@@ -341,3 +341,23 @@ def test_segment_contrast_can_rank_the_members_only_copies():
     assert a < 0.1 < b
     with pytest.raises(ValueError, match="segment_contrast_embeds"):
         GroupViTLoss(LossConfig(segment_contrast_embeds="pixels"))
+
+
+def test_first_stage_token_radius_keeps_image_tokens_local_before_the_first_grouping():
+    """first_stage_token_radius=1: a first-stage token's output depends on its 3x3 token neighbourhood only, so
+    changing a far corner of the image leaves it unchanged; with global attention (official) it moves."""
+    from groupvit.model.image_encoder import GroupViTImageEncoder
+    from test_model_grouping import image_cfg
+
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 32, 32)  # 8x8 grid of 4 px patches
+    far = image.clone()
+    far[..., 24:, 24:] += 1.0  # the bottom-right 2x2 tokens
+    moved = {}
+    for radius in (0, 1):
+        enc = GroupViTImageEncoder(image_cfg(first_stage_token_radius=radius, depths=[2, 1, 1])).eval()
+        seen = []
+        enc.stages[0].grouping.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+        enc(image), enc(far)
+        moved[radius] = (seen[1][0, 0] - seen[0][0, 0]).abs().max().item()  # the top-left token
+    assert moved[1] < 1e-6 < moved[0]

@@ -64,6 +64,10 @@ class ImageEncoderConfig:
     # global attention) or `patches` (the patch embedding: local, no attention has mixed them; measured: the
     # multi-label loss stays at chance, docs/embedded-world.md)
     member_source: str = "grouped"
+    # CPU option: in the first stage's blocks an image token attends only to image tokens within this Chebyshev radius
+    # on the patch grid (and not to the group tokens, which read the whole image); 0 = global attention (official).
+    # Tokens that are local when the first grouping merges them can be named by their own pixels (session 4).
+    first_stage_token_radius: int = 0
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
     # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines

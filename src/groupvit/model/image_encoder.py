@@ -19,7 +19,7 @@ from .grouping import GroupingBlock, TokenMixingMlp
 from .outputs import ImageEncoderOutput
 from .patch_embed import PatchTokenEncoder
 
-__all__ = ["GroupingStage", "GroupViTImageEncoder", "init_vit_weights", "stage_output_groups"]
+__all__ = ["GroupingStage", "GroupViTImageEncoder", "init_vit_weights", "local_attention_mask", "stage_output_groups"]
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -31,6 +31,21 @@ def init_vit_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def local_attention_mask(grid: tuple[int, int], num_group_tokens: int, radius: int, device=None) -> torch.Tensor:
+    """Additive mask [N + G, N + G] over [image tokens; group tokens]: image token i sees image token j only within
+    Chebyshev distance `radius` on the grid, and no group token; group tokens see everything."""
+    h, w = grid
+    rows = torch.arange(h, device=device).repeat_interleave(w)
+    cols = torch.arange(w, device=device).repeat(h)
+    near = ((rows[:, None] - rows[None, :]).abs() <= radius) & ((cols[:, None] - cols[None, :]).abs() <= radius)
+    n = h * w
+    allowed = torch.ones(n + num_group_tokens, n + num_group_tokens, dtype=torch.bool, device=device)
+    allowed[:n, :n] = near
+    allowed[:n, n:] = False
+    mask = torch.zeros(allowed.shape, device=device)
+    return mask.masked_fill(~allowed, float("-inf"))
 
 
 def stage_output_groups(cfg: ImageEncoderConfig) -> list[int]:
@@ -123,13 +138,14 @@ class GroupingStage(nn.Module):
             self.register_parameter("group_token", None)
 
     def forward(
-        self, x: torch.Tensor, prev_group_tokens: torch.Tensor | None
+        self, x: torch.Tensor, prev_group_tokens: torch.Tensor | None, attn_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """Returns (tokens out, this stage's group tokens after the blocks, soft, hard assignment, the stage's input
-        tokens after its blocks, i.e. what the grouping block merged)."""
+        tokens after its blocks, i.e. what the grouping block merged). attn_mask: an additive mask for the blocks
+        over [tokens; group tokens] (local_attention_mask)."""
         if self.group_token is None:
             for blk in self.blocks:
-                x = blk(x)
+                x = blk(x, attn_mask=attn_mask)
             return x, None, None, None, x
         groups = self.group_token.expand(x.shape[0], -1, -1)
         if self.group_projector is not None:
@@ -138,7 +154,7 @@ class GroupingStage(nn.Module):
             groups = groups + self.group_projector(prev_group_tokens)
         x = torch.cat([x, groups], dim=1)
         for blk in self.blocks:
-            x = blk(x)
+            x = blk(x, attn_mask=attn_mask)
         tokens, groups = x[:, : -self.num_group_tokens], x[:, -self.num_group_tokens :]
         x, soft, hard = self.grouping(tokens, groups)
         return x, groups, soft, hard, tokens
@@ -179,6 +195,7 @@ class GroupViTImageEncoder(PatchTokenEncoder):
         self.stages = nn.ModuleList(stages)
         self.norm = norm_layer(dim)
         self.hard_assignment = cfg.hard_assignment
+        self.first_stage_token_radius = cfg.first_stage_token_radius
         self.member_norm = norm_layer(dim) if cfg.member_embeds else None
         if cfg.member_source not in ("patches", "grouped"):
             raise ValueError(f"image.member_source must be patches or grouped, got {cfg.member_source!r}")
@@ -219,8 +236,11 @@ class GroupViTImageEncoder(PatchTokenEncoder):
         groups: torch.Tensor | None = None
         soft_maps, hard_maps = [], []
         first_grouped: torch.Tensor | None = None
-        for stage in self.stages:
-            x, groups, soft, hard, merged = stage(x, groups)
+        for i, stage in enumerate(self.stages):
+            mask = None
+            if i == 0 and self.first_stage_token_radius > 0:
+                mask = local_attention_mask(grid, stage.num_group_tokens, self.first_stage_token_radius, x.device)
+            x, groups, soft, hard, merged = stage(x, groups, mask)
             if soft is not None:
                 first_grouped = merged if first_grouped is None else first_grouped
                 soft_maps.append(soft)
