@@ -129,3 +129,19 @@ def test_invalid_preset_is_rejected_at_dag_build_with_valid_names(smoke_checkout
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "valid presets" in result.stdout + result.stderr
+
+
+def test_an_odd_study_gives_its_last_training_all_the_cores(smoke_checkout, tmp_path):
+    """Thread counts are a fixed rule of the DAG: half of --cores per job, except that with an odd number of
+    trainings the last one in study order gets all of them (it would otherwise run alone on half the machine)."""
+    extra = tmp_path / "three_trainings.yaml"
+    extra.write_text("presets:\n  smoke:\n    variants:\n      groupvit_2stage: {seeds: [0, 1]}\n")
+
+    def threads(cores: int, *config: str) -> dict[str, int]:
+        plan = _run(["snakemake", "-n", "-p", "-F", "--cores", str(cores), *config], smoke_checkout)
+        found = re.findall(r"OMP_NUM_THREADS=(\d+) groupvit train .*?--variant (\w+) --seed (\d+)", plan)
+        return {f"{variant}/{seed}": int(n) for n, variant, seed in found}
+
+    assert threads(4, "--configfile", "config/config.yaml", str(extra)) == {
+        "groupvit_2stage/0": 2, "groupvit_2stage/1": 2, "vit_baselines/0": 4}
+    assert threads(4) == {"groupvit_2stage/0": 2, "vit_baselines/0": 2}  # even: every job gets half

@@ -62,7 +62,9 @@ class ZeroShotSegmenter:
         self.cfg = cfg
         self.class_names = names
         self.device = model_device(model)
-        self.grouper: Grouper = grouper if grouper is not None else ModelGrouper(model, cfg.assignment, cfg.segment_embeds)
+        self.grouper: Grouper = (
+            grouper if grouper is not None else ModelGrouper(model, cfg.assignment, cfg.segment_embeds)
+        )
         self.bg_thresh = float(bg_thresh) if bg_thresh is not None else resolve_bg_thresh(cfg, dataset)
         self.mean, self.std = tuple(mean), tuple(std)
         self.patch_size = int(patch_size) if patch_size else infer_patch_size(model)

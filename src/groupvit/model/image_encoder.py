@@ -19,7 +19,9 @@ from .grouping import GroupingBlock, TokenMixingMlp
 from .outputs import ImageEncoderOutput
 from .patch_embed import PatchTokenEncoder
 
-__all__ = ["GroupingStage", "GroupViTImageEncoder", "init_vit_weights", "local_attention_mask", "stage_output_groups"]
+__all__ = [
+    "GroupingStage", "GroupViTImageEncoder", "init_vit_weights", "local_attention_mask", "stage_output_groups",
+]
 
 
 def init_vit_weights(module: nn.Module) -> None:

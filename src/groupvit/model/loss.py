@@ -224,9 +224,9 @@ class GroupViTLoss(nn.Module):
             scale = multi_label_logit_scale if multi_label_logit_scale is not None else logit_scale
             groups = {"image": None, "groups": group_embed, "members": member_embed}[self.multi_label_pooling]
             if self.multi_label_pooling != "image" and groups is None:
-                raise ValueError(f"loss.multi_label_pooling={self.multi_label_pooling} needs the model's "
-                                 f"{self.multi_label_pooling[:-1]} embeddings: a GroupViT"
-                                 + (" with model.image.member_embeds: true" if groups is member_embed else ""))
+                need = "a GroupViT with model.image.member_embeds: true" if self.multi_label_pooling == "members" \
+                    else "a GroupViT (group embeddings)"
+                raise ValueError(f"loss.multi_label_pooling={self.multi_label_pooling} needs {need}")
             multi = multi_label_loss(
                 image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size, groups, prompt_key
             )
