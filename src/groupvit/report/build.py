@@ -27,6 +27,28 @@ def training_curves(runs_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def study_scope(cfg: ExperimentConfig) -> tuple[set[tuple[str, int]], set[str]]:
+    """The (variant, seed) runs and the scored model names the study's config asks for."""
+    runs = {(name, seed) for name in cfg.study.variants for seed in cfg.seeds_of(name)}
+    models = set()
+    for name in cfg.study.variants:
+        spec = cfg.variants[name]
+        models |= {name} if spec.family == "groupvit" else {f"{name}_{grouper}" for grouper in spec.groupers}
+    return runs, models
+
+
+def keep_study_rows(cfg: ExperimentConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """Only the rows of runs (and scored models, datasets) the study asks for: files left on disk by an earlier
+    config (a dropped seed or variant) must not enter its tables."""
+    if frame.empty:
+        return frame
+    runs, models = study_scope(cfg)
+    keep = pd.Series([(v, int(s)) in runs for v, s in zip(frame["variant"], frame["seed"])], index=frame.index)
+    if "model" in frame:
+        keep &= frame["model"].isin(models) & frame["dataset"].isin(cfg.eval.datasets)
+    return frame[keep].reset_index(drop=True)
+
+
 def dvc_metrics(metrics: pd.DataFrame) -> dict:
     """Flat numbers for `dvc metrics show/diff`: mean over seeds per model and dataset."""
     out: dict = {}
@@ -37,7 +59,9 @@ def dvc_metrics(metrics: pd.DataFrame) -> dict:
 
 
 def build_tables(cfg: ExperimentConfig, metrics_dir: Path, runs_dir: Path, out_dir: Path) -> list[str]:
-    metrics = load_metrics(metrics_dir)
+    metrics = keep_study_rows(cfg, load_metrics(metrics_dir))
+    if metrics.empty:
+        raise FileNotFoundError(f"none of the metrics files under {metrics_dir} belong to this study's runs")
     dataset = cfg.eval.datasets[0]
     tables = [main_table(cfg, metrics)]
     tables += [ablation_table(cfg, metrics, name, dataset)
@@ -51,10 +75,10 @@ def build_tables(cfg: ExperimentConfig, metrics_dir: Path, runs_dir: Path, out_d
     atomic_write_text(tables_dir / "checks.json", json.dumps(checks_records(checks), indent=2) + "\n")
     variants = pd.DataFrame([variant_attributes(cfg, v) for v in cfg.study.variants])
     atomic_write_text(tables_dir / "variants.csv", variants.to_csv(index=False))
-    runs = load_run_summaries(runs_dir)
+    runs = keep_study_rows(cfg, load_run_summaries(runs_dir))
     atomic_write_text(tables_dir / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(out_dir / "metrics_long.csv", metrics.to_csv(index=False))
-    curves = training_curves(runs_dir)
+    curves = keep_study_rows(cfg, training_curves(runs_dir))
     atomic_write_text(out_dir / "training_curves.csv", curves.to_csv(index=False))
     atomic_write_text(out_dir / "metrics.json", json.dumps(dvc_metrics(metrics), indent=2, sort_keys=True) + "\n")
     return [t.name for t in tables]
