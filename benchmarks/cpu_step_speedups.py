@@ -2,7 +2,7 @@
 
     python benchmarks/cpu_step_speedups.py [--rounds 3] [--steps 12] [--batches 12] [--threads 1]
 
-Why: the default study is 7 CPU trainings and must fit the workflow's 20-minute target. A profile of one step
+Why: the default study is six or seven CPU trainings and must fit the workflow's 20-minute target. A profile of one step
 (1 thread) found AdamW's per-parameter loop at ~1/6 of it, almost all on the bag-of-words text tower's 49408 x 128
 embedding (sqrt, div, lerp, ... as separate passes), and caption cleaning + BPE at ~40% of the loader's time (the
 loader worker shares the two cores with the trainings). Both are measured side by side here, alternating within
