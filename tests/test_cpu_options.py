@@ -304,6 +304,13 @@ def test_member_pooled_multi_label_trains_the_member_path_and_readout_uses_it():
     with pytest.raises(ValueError, match="member_embeds"):
         GroupViTLoss(LossConfig(multi_label_pooling="members"))(**tiny_model().train()(
             image, tokens, prompts, with_groups=True))
+    # a plain ViT baseline trained under the same loss settings has no segments: it falls back to its image embedding
+    vit = tiny_model(grouping=False, depths=[1], num_group_tokens=[0], num_output_groups=[]).train()
+    for cfg in (LossConfig(multi_label_pooling="members"), LossConfig(member_multi_label_weight=0.5)):
+        terms = GroupViTLoss(cfg)(**vit(image, tokens, prompts, with_groups=True))
+        plain = GroupViTLoss(LossConfig())(**vit(image, tokens, prompts))
+        assert "member_multi_label" not in terms and torch.isfinite(terms["loss"])
+        assert torch.allclose(terms["multi_label"], plain["multi_label"], atol=1e-5)
 
 
 def test_member_source_patches_pools_the_local_patch_embedding():

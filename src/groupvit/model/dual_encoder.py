@@ -83,7 +83,7 @@ class GroupViTModel(nn.Module):
         soft = assignments_to_grid(out.soft_assignments, out.grid)
         hard = assignments_to_grid(out.hard_assignments, out.grid)
         return GroupingOutput(
-            image_embed=F.normalize(self.image_head(out.pooled), dim=-1),
+            image_embed=self.project_image(out.pooled),
             group_embeds=self.project_image(out.tokens),
             pixel_to_group=soft[-1],
             pixel_to_group_hard=hard[-1],

@@ -222,11 +222,10 @@ class GroupViTLoss(nn.Module):
         use_multi = prompt_embed is not None and self.multi_label_weight > 0 and prompt_embed.shape[1] > 0
         if use_multi:
             scale = multi_label_logit_scale if multi_label_logit_scale is not None else logit_scale
+            # a plain ViT has no segments: every pooling falls back to its image embedding (as the baselines train)
             groups = {"image": None, "groups": group_embed, "members": member_embed}[self.multi_label_pooling]
-            if self.multi_label_pooling != "image" and groups is None:
-                need = "a GroupViT with model.image.member_embeds: true" if self.multi_label_pooling == "members" \
-                    else "a GroupViT (group embeddings)"
-                raise ValueError(f"loss.multi_label_pooling={self.multi_label_pooling} needs {need}")
+            if self.multi_label_pooling == "members" and group_embed is not None and member_embed is None:
+                raise ValueError("loss.multi_label_pooling=members needs model.image.member_embeds: true")
             multi = multi_label_loss(
                 image_embed, prompt_embed, scale, self.multi_label_form, self.rank, self.world_size, groups, prompt_key
             )
@@ -237,7 +236,7 @@ class GroupViTLoss(nn.Module):
         if self.group_usage_weight > 0 and soft_assignments:
             terms["group_usage"] = group_usage_loss(soft_assignments)
             loss = loss + self.group_usage_weight * terms["group_usage"]
-        if self.member_multi_label_weight > 0 and use_multi:
+        if self.member_multi_label_weight > 0 and use_multi and group_embed is not None:  # a GroupViT
             if member_embed is None:
                 raise ValueError("loss.member_multi_label_weight > 0 needs model.image.member_embeds: true")
             terms["member_multi_label"] = multi_label_loss(
