@@ -368,3 +368,58 @@ def test_first_stage_token_radius_keeps_image_tokens_local_before_the_first_grou
         enc(image), enc(far)
         moved[radius] = (seen[1][0, 0] - seen[0][0, 0]).abs().max().item()  # the top-left token
     assert moved[1] < 1e-6 < moved[0]
+
+
+def test_cosine_assignment_logits_cannot_saturate_as_the_projections_grow():
+    """assign_logits=cosine: the assignment logits are cos(q, k) x scale, so growing q/k projections (what saturated
+    the stage-1 softmax in every training that stayed on the plateau) leave the soft assignment unchanged and every
+    logit within the scale; the official dot product saturates to a one-hot and its gradient vanishes."""
+    from groupvit.model.grouping import AssignAttention
+
+    torch.manual_seed(0)
+    groups, tokens = torch.randn(2, 8, 32), torch.randn(2, 64, 32)
+    entropy = {}
+    for kind in ("dot", "cosine"):
+        assign = AssignAttention(32, logit_scale=4.0, logits=kind).eval()
+        before = assign(groups, tokens)[1]
+        with torch.no_grad():
+            for proj in (assign.q_proj, assign.k_proj):
+                proj.weight.mul_(30)
+                proj.bias.mul_(30)
+        after = assign(groups, tokens)[1]
+        entropy[kind] = -(after * after.clamp_min(1e-12).log()).sum(1).mean().item() / torch.log(torch.tensor(8.0))
+        if kind == "cosine":
+            torch.testing.assert_close(before, after, atol=1e-5, rtol=0)
+            q = F.normalize(assign.q_proj(groups), dim=-1)
+            k = F.normalize(assign.k_proj(tokens), dim=-1)
+            assert ((q @ k.transpose(1, 2)) * 4.0).abs().max() <= 4.0 + 1e-5
+    assert entropy["dot"] < 0.05 < 0.5 < entropy["cosine"], entropy
+    with pytest.raises(ValueError, match="dot or cosine"):
+        AssignAttention(32, logits="l2")
+
+
+def test_assign_logit_spread_pulls_back_a_saturated_assignment_that_group_usage_cannot():
+    """The plateau state: every token's softmax saturated on one group. The group-usage term is at its maximum there
+    but passes ~0 gradient to the logits; the logit-spread term equals the logits' variance across groups and its
+    gradient grows with them. On near-uniform assignments it is ~0, so it leaves learning runs alone."""
+    from groupvit.model.loss import assign_logit_spread_loss
+
+    torch.manual_seed(0)
+    base = torch.zeros(2, 8, 16)
+    base[:, 0] = 1.0  # group 0 wins every token
+    for scale, low, high in ((0.01, 0.0, 1e-3), (40.0, 150.0, 250.0)):
+        logits = (base * scale + 0.001 * torch.randn_like(base)).requires_grad_()
+        spread = assign_logit_spread_loss([logits.softmax(dim=1)])
+        torch.testing.assert_close(spread, logits.detach().var(dim=1, unbiased=False).mean(), rtol=1e-3, atol=1e-6)
+        assert low <= spread.item() <= high
+    usage = group_usage_loss([logits.softmax(dim=1)])
+    assert usage.item() > 0.99  # fully collapsed...
+    (usage_grad,) = torch.autograd.grad(usage, logits)
+    (spread_grad,) = torch.autograd.grad(assign_logit_spread_loss([logits.softmax(dim=1)]), logits)
+    assert usage_grad.abs().max() < 1e-8 < 1e-3 < spread_grad.abs().max()  # ...yet only the spread term can act
+    loss = GroupViTLoss(LossConfig(assign_logit_spread_weight=0.5))
+    assert loss.model_kwargs["with_groups"]
+    emb = F.normalize(torch.randn(2, 8), dim=-1)
+    terms = loss(emb, emb, torch.tensor(10.0), soft_assignments=[logits.softmax(dim=1)])
+    torch.testing.assert_close(terms["loss"] - terms["contrastive"] - terms["multi_label"],
+                               0.5 * terms["assign_logit_spread"])

@@ -44,6 +44,12 @@ class ImageEncoderConfig:
     # against Gumbel noise of std 1.28, so hard training assignments are random partitions and the model learns to
     # ignore them; a small run never grows them 10x. CPU option: start them larger.
     assign_logit_scale: float = 1.0
+    # How the assignment logits are made: `dot` (official, q.k / sqrt(dim), unbounded) or `cosine` (cos(q, k) times
+    # assign_logit_scale, so no logit can exceed the scale). Every training that stayed on the loss plateau had its
+    # stage-1 softmax saturate by step 300 (normalised entropy 0.02-0.43 against 0.91-0.99 for trainings that learned,
+    # docs/embedded-world.md, session 5): one group takes ~75% of the tokens and the straight-through gradient of a
+    # saturated softmax is ~0, so nothing (the group-usage term included) can undo it. CPU option.
+    assign_logits: str = "dot"
     # A learned embedding per output group, added to the token-mixing MLP's output before its LayerNorm. Officially
     # the groups are only that MLP's mix of the (near-identical) group tokens, which trained models turn into copies
     # (|cos| 0.9-0.99 between a stage's groups, docs/embedded-world.md). CPU option: a distinct identity per group.

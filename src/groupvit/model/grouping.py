@@ -10,6 +10,7 @@ nn.Identity when disabled, so `forward` has no mode branches.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 
@@ -74,7 +75,8 @@ class AssignAttention(nn.Module):
         gumbel: Gumbel noise on the logits in training.
         gumbel_tau: Gumbel-softmax temperature.
         assign_eps: added to each group's assignment sum before the row normalisation.
-        logit_scale: multiplier on the q.k / sqrt(dim) assignment logits (official 1).
+        logit_scale: multiplier on the assignment logits (official 1).
+        logits: `dot` (official: q.k / sqrt(dim)) or `cosine` (cos(q, k), bounded by logit_scale; CPU option).
 
     Returns from forward: (new group features [B, G, C], soft assignment [B, G, N] (noise-free softmax, with
     gradient), hard assignment [B, G, N] (detached one-hot of the assignment used, Gumbel noise included)).
@@ -89,9 +91,13 @@ class AssignAttention(nn.Module):
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
         logit_scale: float = 1.0,
+        logits: str = "dot",
     ) -> None:
         super().__init__()
-        self.scale = logit_scale * dim**-0.5
+        if logits not in ("dot", "cosine"):
+            raise ValueError(f"assignment logits must be dot or cosine, got {logits!r}")
+        self.cosine = logits == "cosine"
+        self.scale = logit_scale if self.cosine else logit_scale * dim**-0.5
         self.assign_eps = assign_eps
         self.q_proj = nn.Linear(dim, dim, bias=qkv_bias)
         self.k_proj = nn.Linear(dim, dim, bias=qkv_bias)
@@ -103,7 +109,10 @@ class AssignAttention(nn.Module):
     def forward(
         self, query: torch.Tensor, key: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        raw = (self.q_proj(query) @ self.k_proj(key).transpose(-2, -1)) * self.scale  # [B, G, N]
+        q, k = self.q_proj(query), self.k_proj(key)
+        if self.cosine:
+            q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        raw = (q @ k.transpose(-2, -1)) * self.scale  # [B, G, N]
         soft = raw.softmax(dim=1)
         noisy = self.noise(raw)
         attn = self.discretize(soft if noisy is raw else noisy.softmax(dim=1))
@@ -125,7 +134,7 @@ class GroupingBlock(nn.Module):
         assign_mlp_ratio: (token-mixing hidden, channel MLP hidden) as multiples of dim; official (0.5, 4).
         mlp_ratio: MLP ratio of the pre-assignment cross-attention block (official 4).
         hard, gumbel, gumbel_tau, assign_eps: see AssignAttention.
-        assign_logit_scale: AssignAttention's logit_scale.
+        assign_logit_scale, assign_logits: AssignAttention's logit_scale and logits.
         group_query_embed: add a learned per-output-group embedding (std 1) to the token-mixing MLP's output.
         segment_query_residual: what each new segment adds to its members' mean: its own group query (`group`,
             official), the mean of the queries (`mean`: no group identity) or nothing (`none`).
@@ -146,6 +155,7 @@ class GroupingBlock(nn.Module):
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
         assign_logit_scale: float = 1.0,
+        assign_logits: str = "dot",
         group_query_embed: bool = False,
         segment_query_residual: str = "group",
         segment_query_scale: float = 1.0,
@@ -172,7 +182,7 @@ class GroupingBlock(nn.Module):
         )
         self.assign = AssignAttention(
             dim, hard=hard, gumbel=gumbel, gumbel_tau=gumbel_tau, assign_eps=assign_eps,
-            logit_scale=assign_logit_scale,
+            logit_scale=assign_logit_scale, logits=assign_logits,
         )
         self.norm_new_x = norm_layer(dim)
         self.mlp_channels = Mlp(dim, channels_dim, dim, act_layer=act_layer)

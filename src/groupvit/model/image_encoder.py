@@ -188,7 +188,8 @@ class GroupViTImageEncoder(PatchTokenEncoder):
                     cfg.mlp_ratio, cfg.qkv_bias, act_layer, norm_layer,
                     hard=cfg.hard_assignment, gumbel=cfg.gumbel, gumbel_tau=cfg.gumbel_tau,
                     assign_eps=cfg.assign_eps, assign_mlp_ratio=tuple(cfg.assign_mlp_ratio),
-                    assign_logit_scale=cfg.assign_logit_scale, group_query_embed=cfg.group_query_embed,
+                    assign_logit_scale=cfg.assign_logit_scale, assign_logits=cfg.assign_logits,
+                    group_query_embed=cfg.group_query_embed,
                     segment_query_residual=cfg.segment_query_residual,
                     segment_query_scale=cfg.segment_query_scale,
                 )

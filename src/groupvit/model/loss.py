@@ -20,6 +20,11 @@ Two CPU-scale options, off in the paper recipe (see docs/embedded-world.md for w
   image's loss sums the probability of every copy of its text, and a text's loss every image that owns a copy.
 - group_usage_weight > 0: minus the normalised entropy of each image's mean assignment over groups, per stage,
   which counters the collapse of all tokens into one or two groups seen on small data.
+- assign_logit_spread_weight > 0: the variance across groups of each token's assignment logits (read from the
+  log of the noise-free soft assignment, which differs from the logits by a per-token constant), averaged over
+  tokens, images and stages. Every training that stayed on the loss plateau had saturated its stage-1 softmax by
+  step 300; a saturated softmax passes ~0 gradient, so the entropy-based group-usage term cannot undo it, while this
+  term's gradient grows with the logits. Near-uniform assignments (logit spread ~0.1) make it ~0.
 - segment_contrast_weight > 0: within each image, each noun prompt is a softmax over that image's segments whose
   target is its currently best segment (detached), so the image's OTHER segments are pushed away from the noun.
   Without it nothing stops every segment from carrying the whole image (measured: background segments named as the
@@ -39,7 +44,7 @@ from torch import nn
 from .distributed import gather_features, gather_keys
 
 __all__ = [
-    "GroupViTLoss", "contrastive_loss", "group_usage_loss", "multi_label_loss", "segment_contrast_loss", "MULTI_LABEL_FORMS",
+    "GroupViTLoss", "assign_logit_spread_loss", "contrastive_loss", "group_usage_loss", "multi_label_loss", "segment_contrast_loss", "MULTI_LABEL_FORMS",
     "MULTI_LABEL_POOLINGS",
 ]
 
@@ -56,6 +61,7 @@ class LossSettings(Protocol):
     multi_label_form: str
     multi_label_pooling: str
     group_usage_weight: float
+    assign_logit_spread_weight: float
     merge_duplicate_texts: bool
     segment_contrast_weight: float
     member_multi_label_weight: float
@@ -149,6 +155,16 @@ def group_usage_loss(soft_assignments: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(terms).mean()
 
 
+def assign_logit_spread_loss(soft_assignments: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over stages, images and tokens of the variance across groups of the assignment logits; log(softmax) has
+    the logits' spread and a gradient (one-hot minus softmax) that does not vanish when the softmax saturates."""
+    terms = []
+    for attn in soft_assignments:  # [B, G, N], softmax over G
+        logits = attn.float().clamp_min(1e-30).log()
+        terms.append(logits.var(dim=1, unbiased=False).mean())
+    return torch.stack(terms).mean()
+
+
 def segment_contrast_loss(group_embed: torch.Tensor, prompt_embed: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of each image's noun prompts [B, K, D] over that image's segments [B, G, D], each prompt's target
     being its most similar segment (detached): one segment per noun, the others pushed away from it."""
@@ -180,6 +196,7 @@ class GroupViTLoss(nn.Module):
                 f"loss.multi_label_pooling must be one of {MULTI_LABEL_POOLINGS}, got {self.multi_label_pooling!r}"
             )
         self.group_usage_weight = float(getattr(cfg, "group_usage_weight", 0.0))
+        self.assign_logit_spread_weight = float(getattr(cfg, "assign_logit_spread_weight", 0.0))
         self.segment_contrast_weight = float(getattr(cfg, "segment_contrast_weight", 0.0))
         self.member_multi_label_weight = float(getattr(cfg, "member_multi_label_weight", 0.0))
         self.segment_contrast_embeds = str(getattr(cfg, "segment_contrast_embeds", "segments"))
@@ -197,7 +214,7 @@ class GroupViTLoss(nn.Module):
     def model_kwargs(self) -> dict[str, bool]:
         """What the model's forward must add to its output for this loss (the training loop passes it on)."""
         kwargs = {"with_groups": self.multi_label_pooling != "image" or self.group_usage_weight > 0
-                  or self.segment_contrast_weight > 0 or self.member_multi_label_weight > 0}
+                  or self.assign_logit_spread_weight > 0 or self.segment_contrast_weight > 0 or self.member_multi_label_weight > 0}
         if self.merge_duplicate_texts:
             kwargs["with_text_keys"] = True
         return kwargs
@@ -236,6 +253,9 @@ class GroupViTLoss(nn.Module):
         if self.group_usage_weight > 0 and soft_assignments:
             terms["group_usage"] = group_usage_loss(soft_assignments)
             loss = loss + self.group_usage_weight * terms["group_usage"]
+        if self.assign_logit_spread_weight > 0 and soft_assignments:
+            terms["assign_logit_spread"] = assign_logit_spread_loss(soft_assignments)
+            loss = loss + self.assign_logit_spread_weight * terms["assign_logit_spread"]
         if self.member_multi_label_weight > 0 and use_multi and group_embed is not None:  # a GroupViT
             if member_embed is None:
                 raise ValueError("loss.member_multi_label_weight > 0 needs model.image.member_embeds: true")

@@ -13,6 +13,9 @@ class LossConfig:
     # and penalise images whose tokens collapse into one or two groups (see groupvit.model.loss)
     multi_label_pooling: str = "image"  # image (paper) | groups | members (needs model.image.member_embeds)
     group_usage_weight: float = 0.0
+    # penalise the assignment logits' spread across groups, which keeps the stage-1 softmax from saturating (the
+    # state of every training that stayed on the loss plateau; see groupvit.model.loss)
+    assign_logit_spread_weight: float = 0.0
     merge_duplicate_texts: bool = False  # identical texts in a batch are one positive, not each other's negatives
     segment_contrast_weight: float = 0.0  # within-image segment contrast (see groupvit.model.loss)
     member_multi_label_weight: float = 0.0  # extra multi-label term on members-only segments (image.member_embeds)

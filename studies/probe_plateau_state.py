@@ -1,0 +1,58 @@
+"""Probe (session 5): is a checkpoint in the loss-plateau state? For 64 validation images, per grouping stage: the
+normalised entropy of the noise-free soft assignment (near 0 = saturated softmax), how many groups hold tokens and
+the largest group's share (eval mode, argmax), and the mean cosine between different images' embeddings (near 1 =
+every image looks the same to the model). docs/embedded-world.md, "Session 5", item 1.
+
+    python studies/probe_plateau_state.py runs/default/groupvit_2stage/seed0/checkpoints/step-00000300.pt ...
+"""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from emergence import _world_key, model_from_train_state  # noqa: E402
+
+from groupvit.config import load_config  # noqa: E402
+from groupvit.evaluation import load_eval_dataset  # noqa: E402
+from groupvit.evaluation.preprocess import normalize  # noqa: E402
+
+
+def mean_offdiagonal_cosine(embeds: torch.Tensor) -> float:
+    cos = F.normalize(embeds, dim=-1) @ F.normalize(embeds, dim=-1).t()
+    n = len(cos)
+    return float((cos.sum() - cos.diag().sum()) / (n * n - n))
+
+
+@torch.no_grad()
+def plateau_state(model: torch.nn.Module, images: torch.Tensor) -> dict:
+    model.eval()
+    out = model.image_encoder(images)
+    stages = []
+    for soft, hard in zip(out.soft_assignments, out.hard_assignments):  # [B, G, N]
+        entropy = -(soft * soft.clamp_min(1e-12).log()).sum(1).mean() / math.log(soft.shape[1])
+        counts = hard.sum(-1)
+        stages.append({"soft_entropy": round(float(entropy), 3),
+                       "groups_holding_tokens": round(float((counts > 0).float().sum(1).mean()), 1),
+                       "largest_group_share": round(float((counts.max(1).values / hard.shape[-1]).mean()), 2)})
+    return {"stages": stages, "image_embed_cosine": round(mean_offdiagonal_cosine(model.encode_image(images)), 3)}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    cfg = load_config(preset="default")
+    dataset = load_eval_dataset("synthetic", Path("data/emergence") / _world_key(cfg) / "val", split="val")
+    images = torch.stack([
+        normalize(torch.from_numpy(np.array(dataset[i].image)).permute(2, 0, 1).float().div(255),
+                  cfg.data.augment.mean, cfg.data.augment.std)
+        for i in range(64)
+    ])
+    for path in sys.argv[1:]:
+        print(path, plateau_state(model_from_train_state(Path(path)), images), flush=True)
+
+
+if __name__ == "__main__":
+    main()
