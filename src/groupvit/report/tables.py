@@ -21,6 +21,9 @@ from groupvit.report.collect import variant_attributes
 TABLE_KEYS = {
     "assignment_x_multilabel": {
         "model.image.hard_assignment", "model.image.gumbel", "train.loss.multi_label_weight", "data.multi_label_nouns",
+        # only the multi-label loss trains members-only segment embeddings, so a no-multi-label variant of a recipe
+        # that reads those out must read out its official segments instead: part of the same ablation
+        "eval.segment_embeds",
     },
     "group_tokens": {"model.image.num_group_tokens", "model.image.num_output_groups"},
     "stages": {"model.image.depths", "model.image.num_group_tokens", "model.image.num_output_groups"},
