@@ -98,5 +98,6 @@ def test_real_model_trains_under_two_gloo_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["per_rank_batch"] == 4
-    # every loss term the recipe switches on is logged (the smoke preset inherits the default's group-usage term)
-    assert set(summary["final_losses"]) == {"loss", "contrastive", "multi_label", "group_usage"}
+    # every loss term the recipe switches on is logged (the smoke preset inherits the default's group-usage and
+    # assignment-logit spread terms)
+    assert set(summary["final_losses"]) == {"loss", "contrastive", "multi_label", "group_usage", "assign_logit_spread"}

@@ -58,8 +58,9 @@ def test_real_run_writes_loadable_model_and_summary(world, tmp_path):
     assert summary["data_content_hash"] == card["content_hash"]
     assert summary["config"]["train"]["seed"] == 3 and summary["variant"] == "groupvit_2stage"
     assert 0 <= summary["data_wait_frac"] < 1 and summary["samples_per_s"] > 0
-    # every loss term the recipe switches on is logged (the smoke preset inherits the default's group-usage term)
-    assert set(summary["final_losses"]) == {"loss", "contrastive", "multi_label", "group_usage"}
+    # every loss term the recipe switches on is logged (the smoke preset inherits the default's group-usage and
+    # assignment-logit spread terms)
+    assert set(summary["final_losses"]) == {"loss", "contrastive", "multi_label", "group_usage", "assign_logit_spread"}
     model = load_model(tmp_path / "model.pt")
     assert model.cfg.image.embed_dim == 32
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
