@@ -44,8 +44,8 @@ from torch import nn
 from .distributed import gather_features, gather_keys
 
 __all__ = [
-    "GroupViTLoss", "assign_logit_spread_loss", "contrastive_loss", "group_usage_loss", "multi_label_loss", "segment_contrast_loss", "MULTI_LABEL_FORMS",
-    "MULTI_LABEL_POOLINGS",
+    "GroupViTLoss", "assign_logit_spread_loss", "contrastive_loss", "group_usage_loss", "multi_label_loss",
+    "segment_contrast_loss", "MULTI_LABEL_FORMS", "MULTI_LABEL_POOLINGS",
 ]
 
 MULTI_LABEL_FORMS = ("mean_log", "log_sum")
@@ -214,7 +214,8 @@ class GroupViTLoss(nn.Module):
     def model_kwargs(self) -> dict[str, bool]:
         """What the model's forward must add to its output for this loss (the training loop passes it on)."""
         kwargs = {"with_groups": self.multi_label_pooling != "image" or self.group_usage_weight > 0
-                  or self.assign_logit_spread_weight > 0 or self.segment_contrast_weight > 0 or self.member_multi_label_weight > 0}
+                  or self.assign_logit_spread_weight > 0 or self.segment_contrast_weight > 0
+                  or self.member_multi_label_weight > 0}
         if self.merge_duplicate_texts:
             kwargs["with_text_keys"] = True
         return kwargs
