@@ -145,3 +145,21 @@ def test_an_odd_study_gives_its_last_training_all_the_cores(smoke_checkout, tmp_
     assert threads(4, "--configfile", "config/config.yaml", str(extra)) == {
         "groupvit_2stage/0": 2, "groupvit_2stage/1": 2, "vit_baselines/0": 4}
     assert threads(4) == {"groupvit_2stage/0": 2, "vit_baselines/0": 2}  # even: every job gets half
+
+
+def test_only_what_a_run_learns_from_retrains_it(smoke_checkout, tmp_path):
+    """An evaluation setting re-scores the checkpoints without retraining them; a logging setting changes nothing; a
+    training setting retrains (Snakemake's rerun decision and the trainer's resume check use the same recipe)."""
+
+    def planned(override: str) -> dict[str, str]:
+        extra = tmp_path / "override.yaml"
+        extra.write_text(f"presets:\n  smoke:\n    {override}\n")
+        plan = _run(["snakemake", "-n", "--cores", "2", "--configfile", "config/config.yaml", str(extra)],
+                    smoke_checkout)
+        return dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))
+
+    assert "pretrain" not in planned("description: unchanged")  # the checkout is up to date to begin with
+    rescored = planned("eval: {bg_thresh: 0.7}")
+    assert "pretrain" not in rescored and rescored.get("evaluate") == "5", rescored
+    assert "pretrain" not in planned("train: {log_every: 3}")
+    assert planned("train: {base_lr: 0.001}").get("pretrain") == "2"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 # The workflow drives the project's own package; make it importable from a plain checkout too.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
-from groupvit.config import ConfigError, resolve_preset, to_dict, validate_raw  # noqa: E402
+from groupvit.config import ConfigError, resolve_preset, to_dict, training_recipe, validate_raw  # noqa: E402
 
 # Validation against schemas/config.schema.yaml (the CLI uses the same file and messages): a bad key, type, value,
 # preset or variant name stops the DAG build with the key path and the allowed values.

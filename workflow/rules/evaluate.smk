@@ -13,7 +13,7 @@ rule evaluate:
         config_args=CONFIG_ARGS,
         variant=lambda wildcards: MODELS[wildcards.model][0],
         grouper=lambda wildcards: MODELS[wildcards.model][1],
-        protocol=digest(EXP.eval),
+        protocol=lambda wildcards: digest(EXP.for_variant(MODELS[wildcards.model][0]).eval),  # the variant's own
     log:
         f"{LOGS}/evaluate/{{model}}_seed{{seed}}_{{dataset}}.log",
     threads: JOB_THREADS

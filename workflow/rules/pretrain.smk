@@ -13,7 +13,8 @@ rule pretrain:
     params:
         config_args=CONFIG_ARGS,
         run_dir=lambda wildcards, output: Path(output.model).parent,
-        recipe=lambda wildcards: digest(EXP.for_variant(wildcards.variant)),
+        # what the run learns from (world, data, model, train; not eval, study or logging settings): a change retrains
+        recipe=lambda wildcards: digest(training_recipe(EXP.for_variant(wildcards.variant))),
         # one process per GPU of the job (torchrun, DDP) when a profile gives it several; a plain process otherwise
         launcher=lambda wildcards, resources: (
             f"torchrun --standalone --nproc_per_node {resources.gpu} --no-python " if resources.gpu > 1 else ""

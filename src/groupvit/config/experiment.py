@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from groupvit.config.dataclass_io import ConfigError, deep_merge, from_dict, to_dict
+from groupvit.config.dataclass_io import ConfigError, deep_merge, flatten, from_dict, to_dict
 from groupvit.data.config import DataConfig
 from groupvit.data.eval_config import EvalDataConfig
 from groupvit.data.pairs.config import PairsConfig
@@ -45,6 +45,16 @@ class StudyConfig:
     main_variant: str = "groupvit_2stage"
     variants: list[str] = field(default_factory=lambda: ["groupvit_2stage"])
     seeds: list[int] = field(default_factory=lambda: [0])
+
+
+# What decides what a training run learns: the trainer refuses to resume a run across a change of these, and the
+# workflow retrains a run exactly when they change (an evaluation, study or report setting retrains nothing).
+RECIPE_SECTIONS = ("world", "data", "model", "train")
+# Settings that change how a run is executed or logged, not what it learns.
+OPERATIONAL_KEYS = frozenset({
+    "train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.time_budget_s", "train.device",
+    "train.compile", "train.nonfinite", "data.num_workers",
+})
 
 
 @dataclass
@@ -238,3 +248,10 @@ __all__ = [
     "ConfigError", "ExperimentConfig", "StudyConfig", "VariantConfig", "load_config", "read_config_file",
     "resolve_preset", "validate_raw", "DEFAULT_CONFIG", "SCHEMA_PATH",
 ]
+
+
+def training_recipe(cfg: ExperimentConfig) -> dict[str, Any]:
+    """{dotted key: value} of every setting in RECIPE_SECTIONS that is not operational: what a run learns from."""
+    raw = to_dict(cfg)
+    flat = flatten({section: raw[section] for section in RECIPE_SECTIONS})
+    return {key: value for key, value in flat.items() if key not in OPERATIONAL_KEYS}

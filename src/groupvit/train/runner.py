@@ -29,6 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from groupvit.config.dataclass_io import ConfigError, flatten
+from groupvit.config.experiment import OPERATIONAL_KEYS, RECIPE_SECTIONS
 from groupvit.train.checkpointing import (
     CheckpointManager, capture_rng_state, load_train_state, restore_rng_state,
 )
@@ -126,12 +127,6 @@ def run_training(
                  on_recipe_change=on_recipe_change)
 
 
-# Settings that change how a run is executed or logged, not what it learns: resuming across a change of these is fine.
-OPERATIONAL_KEYS = {
-    "train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.time_budget_s", "train.device",
-    "train.compile", "train.nonfinite", "data.num_workers",
-}
-RECIPE_SECTIONS = ("world", "data", "model", "train")
 
 
 def recipe_changes(saved: dict | None, current: dict, defaults: dict) -> list[str]:
