@@ -246,7 +246,8 @@ def load_config(
 
 __all__ = [
     "ConfigError", "ExperimentConfig", "StudyConfig", "VariantConfig", "load_config", "read_config_file",
-    "resolve_preset", "validate_raw", "DEFAULT_CONFIG", "SCHEMA_PATH",
+    "resolve_preset", "validate_raw", "DEFAULT_CONFIG", "SCHEMA_PATH", "OPERATIONAL_KEYS", "RECIPE_SECTIONS",
+    "training_recipe",
 ]
 
 

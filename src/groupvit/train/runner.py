@@ -127,8 +127,6 @@ def run_training(
                  on_recipe_change=on_recipe_change)
 
 
-
-
 def recipe_changes(saved: dict | None, current: dict, defaults: dict) -> list[str]:
     """'key: old -> new' for every setting that decides what a run learns and differs between a checkpoint's config
     and the current one. A key the checkpoint predates counts as unchanged while it keeps its default value."""
