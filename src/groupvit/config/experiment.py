@@ -251,8 +251,9 @@ __all__ = [
 ]
 
 
-def training_recipe(cfg: ExperimentConfig) -> dict[str, Any]:
-    """{dotted key: value} of every setting in RECIPE_SECTIONS that is not operational: what a run learns from."""
-    raw = to_dict(cfg)
-    flat = flatten({section: raw[section] for section in RECIPE_SECTIONS})
+def training_recipe(cfg: ExperimentConfig | dict) -> dict[str, Any]:
+    """{dotted key: value} of every setting in RECIPE_SECTIONS that is not operational: what a run learns from.
+    Takes a config or its dict form (a checkpoint's saved config, which may predate a section)."""
+    raw = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    flat = flatten({section: raw.get(section, {}) for section in RECIPE_SECTIONS})
     return {key: value for key, value in flat.items() if key not in OPERATIONAL_KEYS}

@@ -4,9 +4,10 @@
 else nullcontext. The grad scaler is a real one only for fp16 on a GPU and a no-op otherwise (its calls stay in
 the loop unconditionally, nanoGPT style). On the CPU autocast is off unless `cpu_autocast` is set: on this project's
 2-core AMD EPYC machines (AVX512-BF16) a bf16 step of the default model is 1.37x faster than the fp32 one
-(`python benchmarks/cpu_step_speedups.py`), but two of three default-recipe trainings with it stayed on the loss
-plateau (val mIoU 10.9 / 12.3 / 6.9 against 12.1 / 13.6 / 17.4 in fp32, docs/embedded-world.md), so the default
-preset trains in fp32.
+(`python benchmarks/cpu_step_speedups.py`). Before the assignment-logit spread term two of three default-recipe
+trainings with it stayed on the loss plateau (val mIoU 10.9 / 12.3 / 6.9 against 12.1 / 13.6 / 17.4 in fp32); with
+the term all three leave it, but score 1.2 mIoU lower on average than fp32 (docs/embedded-world.md, session 5), so
+the default preset trains in fp32.
 """
 from __future__ import annotations
 

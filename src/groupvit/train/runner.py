@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from groupvit.config.dataclass_io import ConfigError, flatten
-from groupvit.config.experiment import OPERATIONAL_KEYS, RECIPE_SECTIONS
+from groupvit.config.dataclass_io import ConfigError
+from groupvit.config.experiment import training_recipe
 from groupvit.train.checkpointing import (
     CheckpointManager, capture_rng_state, load_train_state, restore_rng_state,
 )
@@ -132,12 +132,9 @@ def recipe_changes(saved: dict | None, current: dict, defaults: dict) -> list[st
     and the current one. A key the checkpoint predates counts as unchanged while it keeps its default value."""
     if not saved:
         return []
-    old = flatten({k: saved.get(k, {}) for k in RECIPE_SECTIONS})
-    new, base = flatten({k: current[k] for k in RECIPE_SECTIONS}), flatten({k: defaults[k] for k in RECIPE_SECTIONS})
+    old, new, base = training_recipe(saved), training_recipe(current), training_recipe(defaults)
     changes = []
     for key in sorted(set(old) | set(new)):
-        if key in OPERATIONAL_KEYS:
-            continue
         before, after = old.get(key, base.get(key)), new.get(key, base.get(key))
         if before != after:
             changes.append(f"{key}: {before!r} -> {after!r}")
