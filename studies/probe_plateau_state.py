@@ -9,16 +9,13 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from emergence import _world_key, model_from_train_state  # noqa: E402
+from emergence import model_from_train_state, val_batch  # noqa: E402
 
 from groupvit.config import load_config  # noqa: E402
-from groupvit.evaluation import load_eval_dataset  # noqa: E402
-from groupvit.evaluation.preprocess import normalize  # noqa: E402
 
 
 def mean_offdiagonal_cosine(embeds: torch.Tensor) -> float:
@@ -43,13 +40,7 @@ def plateau_state(model: torch.nn.Module, images: torch.Tensor) -> dict:
 
 def main() -> None:
     torch.set_num_threads(1)
-    cfg = load_config(preset="default")
-    dataset = load_eval_dataset("synthetic", Path("data/emergence") / _world_key(cfg) / "val", split="val")
-    images = torch.stack([
-        normalize(torch.from_numpy(np.array(dataset[i].image)).permute(2, 0, 1).float().div(255),
-                  cfg.data.augment.mean, cfg.data.augment.std)
-        for i in range(64)
-    ])
+    images, _ = val_batch(load_config(preset="default"), 64)
     for path in sys.argv[1:]:
         print(path, plateau_state(model_from_train_state(Path(path)), images), flush=True)
 

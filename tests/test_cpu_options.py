@@ -423,3 +423,34 @@ def test_assign_logit_spread_pulls_back_a_saturated_assignment_that_group_usage_
     terms = loss(emb, emb, torch.tensor(10.0), soft_assignments=[logits.softmax(dim=1)])
     torch.testing.assert_close(terms["loss"] - terms["contrastive"] - terms["multi_label"],
                                0.5 * terms["assign_logit_spread"])
+
+
+def test_first_stage_local_blocks_name_by_local_tokens_and_group_by_global_ones():
+    """first_stage_local_blocks=1 of depth 2: the first block is local, the second global. member_source=local pools
+    the tokens after the local block, which a far corner of the image cannot move; the tokens the grouping merges
+    (after the global block) do move, so the partition can follow the whole image."""
+    from groupvit.model.image_encoder import GroupViTImageEncoder
+    from test_model_grouping import image_cfg
+
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 32, 32)  # 8x8 grid of 4 px patches
+    far = image.clone()
+    far[..., 24:, 24:] += 1.0  # the bottom-right 2x2 tokens
+    cfg = image_cfg(first_stage_token_radius=1, first_stage_local_blocks=1, depths=[2, 1, 1], member_embeds=True,
+                    member_source="local")
+    enc = GroupViTImageEncoder(cfg).eval()
+    local, merged = [], []
+    enc.stages[0].blocks[0].register_forward_hook(lambda mod, args, out: local.append(out))
+    enc.stages[0].grouping.register_forward_hook(lambda mod, args, out: merged.append(args[0]))
+    out = enc(image)
+    enc(far)
+    assert (local[1][0, 0] - local[0][0, 0]).abs().max().item() < 1e-6  # top-left token after the local block
+    assert (merged[1][0, 0] - merged[0][0, 0]).abs().max().item() > 1e-4  # ... and after the global one
+    composed = out.hard_assignments[1] @ out.hard_assignments[0]
+    num_groups = cfg.num_group_tokens[0]
+    expected = (composed / (composed.sum(-1, keepdim=True) + 1.0)) @ enc.member_norm(local[0][:, :-num_groups])
+    torch.testing.assert_close(out.member_tokens, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="first_stage_token_radius"):
+        GroupViTImageEncoder(image_cfg(member_embeds=True, member_source="local"))
+    with pytest.raises(ValueError, match="first_stage_local_blocks"):
+        GroupViTImageEncoder(image_cfg(first_stage_token_radius=1, first_stage_local_blocks=3, depths=[2, 1, 1]))

@@ -23,7 +23,7 @@ from groupvit.evaluation.classification import evaluate_object_crops, object_box
 from groupvit.evaluation.config import EvalConfig
 from groupvit.evaluation.datasets import load_synthetic
 from groupvit.evaluation.evaluate import collect_qualitative, evaluate_group_oracle, evaluate_segmentation
-from groupvit.evaluation.scoring import group_class_probs, pixel_class_scores
+from groupvit.evaluation.scoring import group_class_probs, pixel_class_scores, suppress_background_groups
 from groupvit.evaluation.segmenter import ZeroShotSegmenter
 from groupvit.evaluation.windows import resized_shape, sliding_windows
 
@@ -169,6 +169,23 @@ def test_background_rule_end_to_end(model):
     np.testing.assert_array_equal(strict.predict([img])[0], lab)
     loose = ZeroShotSegmenter(model, CLASSES, cfg(), bg_thresh=0.0, **NO_NORM)  # nothing is background
     assert (loose.predict([img])[0] > 0).all()
+
+
+def test_background_prompts_turn_the_groups_they_name_into_background(model):
+    """eval.background_prompts: a group closer to a background prompt than to every class becomes background even
+    with no threshold; the other groups keep their labels. Here only "cat" is a class and "dog" stands in for a
+    background phrase, so the blue (dog) stripe turns background while red stays cat and grey (equidistant) stays
+    with the class."""
+    img, lab = scene()
+    plain = ZeroShotSegmenter(model, ["cat"], cfg(), bg_thresh=0.0, **NO_NORM)
+    assert (plain.predict([img])[0] == 1).all()  # one class, no threshold: everything is cat
+    named = ZeroShotSegmenter(model, ["cat"], cfg(background_prompts=["dog"]), bg_thresh=0.0, **NO_NORM)
+    np.testing.assert_array_equal(named.predict([img])[0], np.where(lab == 2, 0, 1))
+    assert named.protocol()["background_prompts"] == ["dog"]
+    probs = torch.full((1, 2, 1), 0.9)
+    groups = torch.tensor([[[1.0, 0.0], [0.2, 1.0]]])  # group 1 is nearer the background prompt
+    out = suppress_background_groups(probs, groups, torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]))
+    torch.testing.assert_close(out[0, :, 0], torch.tensor([0.9, 0.0]))
 
 
 def test_topk_gate_keeps_image_level_classes():

@@ -24,6 +24,10 @@ class EvalConfig:
     # which embedding names a GroupViT segment: the segment token (official) or its members-only embedding (a model
     # trained with model.image.member_embeds; see that option)
     segment_embeds: str = "segments"  # segments | members
+    # Extra text queries that mean "background" (not in the official protocol, which thresholds only): a segment
+    # closer to one of them than to every class is background. Caption words only, e.g. the embedded world's
+    # background phrases; never the eval split's class names.
+    background_prompts: list[str] = field(default_factory=list)
     topk_classes: int = 5  # keep the pooled image embedding's top-k classes; 0 disables
     bg_thresh: float = 0.95  # per-dataset overrides in bg_thresh_by_dataset
     bg_thresh_by_dataset: dict = field(default_factory=lambda: {"voc": 0.95, "context": 0.35, "coco_object": 0.95})

@@ -7,6 +7,8 @@ Steps, per window:
 3. pixel -> group: the pixel-to-group map is upsampled bilinearly to the crop and arg-maxed (one-hot);
 4. pixel scores: each pixel takes its group's class probabilities; background channel = 1 where the pixel's
    best class score is below min(bg_thresh, best score of any group in the window), else 0.
+Option (eval.background_prompts, not in the official code): a group closer to a background prompt than to every
+class prompt is background (suppress_background_groups).
 """
 from __future__ import annotations
 
@@ -36,6 +38,17 @@ def group_class_probs(group_embeds: torch.Tensor, image_embed: torch.Tensor, tex
     keep = torch.zeros_like(image_probs, dtype=torch.bool).scatter_(1, keep_idx, True)
     gated = logits.masked_fill(~keep[:, None, :], float("-inf")).softmax(dim=-1)
     return gated * pre
+
+
+def suppress_background_groups(group_probs: torch.Tensor, group_embeds: torch.Tensor, text_embeds: torch.Tensor,
+                               background_embeds: torch.Tensor) -> torch.Tensor:
+    """Zero the class scores [B, G, C] of every group whose embedding is closer (cosine) to one of the background
+    prompts [P, D] than to every class prompt [C, D], so pixel_class_scores paints it background whatever the
+    threshold. The other groups keep their scores, so eval.bg_thresh means the same with or without such prompts."""
+    groups = F.normalize(group_embeds.float(), dim=-1)
+    to_classes = (groups @ F.normalize(text_embeds.float(), dim=-1).t()).amax(dim=-1)  # [B, G]
+    to_background = (groups @ F.normalize(background_embeds.float(), dim=-1).t()).amax(dim=-1)
+    return group_probs.masked_fill((to_background > to_classes)[..., None], 0.0)
 
 
 def upsampled_argmax(pixel_to_group: torch.Tensor, size: tuple[int, int],

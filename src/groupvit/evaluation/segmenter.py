@@ -18,7 +18,9 @@ from torch import nn
 from groupvit.evaluation.config import EvalConfig
 from groupvit.evaluation.grouping import Grouper, Groups, ModelGrouper, infer_patch_size
 from groupvit.evaluation.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageLike, normalize, to_float_chw
-from groupvit.evaluation.scoring import group_class_probs, pixel_class_scores, upsampled_argmax
+from groupvit.evaluation.scoring import (
+    group_class_probs, pixel_class_scores, suppress_background_groups, upsampled_argmax,
+)
 from groupvit.evaluation.text import class_text_embeddings, logit_scale_of, model_device
 from groupvit.evaluation.windows import pad_to, padded_size, resize_image, resized_shape, sliding_windows
 
@@ -69,6 +71,10 @@ class ZeroShotSegmenter:
         self.mean, self.std = tuple(mean), tuple(std)
         self.patch_size = int(patch_size) if patch_size else infer_patch_size(model)
         self.text_embeds = class_text_embeddings(model, names, cfg.templates)
+        self.background_embeds = (
+            class_text_embeddings(model, list(cfg.background_prompts), cfg.templates) if cfg.background_prompts
+            else None
+        )
         self.logit_scale = logit_scale_of(model)
 
     @property
@@ -87,7 +93,8 @@ class ZeroShotSegmenter:
         return {
             "grouper": getattr(self.grouper, "name", type(self.grouper).__name__),
             "assignment": c.assignment, "templates": list(c.templates), "prompt_names": list(self.class_names),
-            "topk_classes": c.topk_classes, "bg_thresh": self.bg_thresh, "logit_scale": self.logit_scale,
+            "topk_classes": c.topk_classes, "bg_thresh": self.bg_thresh,
+            "background_prompts": list(c.background_prompts), "logit_scale": self.logit_scale,
             "resize_short": c.resize_short, "resize_long_max": c.resize_long_max, "mode": c.mode,
             "window": c.window if c.mode == "slide" else None, "stride": c.stride if c.mode == "slide" else None,
             "patch_size": self.patch_size, "mean": list(self.mean), "std": list(self.std),
@@ -104,6 +111,8 @@ class ZeroShotSegmenter:
     def score_groups(self, groups: Groups, size: tuple[int, int]) -> torch.Tensor:
         probs = group_class_probs(groups.group_embeds, groups.image_embed, self.text_embeds, self.logit_scale,
                                   self.cfg.topk_classes)
+        if self.background_embeds is not None:
+            probs = suppress_background_groups(probs, groups.group_embeds, self.text_embeds, self.background_embeds)
         index = upsampled_argmax(groups.pixel_to_group, size)
         valid = groups.group_valid.to(probs.device) if groups.group_valid is not None else None
         return pixel_class_scores(index.to(probs.device), probs, self.bg_thresh, valid)

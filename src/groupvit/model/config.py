@@ -69,11 +69,18 @@ class ImageEncoderConfig:
     # where the members' tokens come from: `grouped` (what the first grouping merged, after its stage's blocks of
     # global attention) or `patches` (the patch embedding: local, no attention has mixed them; measured: the
     # multi-label loss stays at chance, docs/embedded-world.md)
+    # or `local` (the first stage's tokens after its first_stage_local_blocks local-attention blocks: naming by the
+    # pixels, while the global blocks after them decide the partition)
     member_source: str = "grouped"
     # CPU option: in the first stage's blocks an image token attends only to image tokens within this Chebyshev radius
     # on the patch grid (and not to the group tokens, which read the whole image); 0 = global attention (official).
     # Tokens that are local when the first grouping merges them can be named by their own pixels (session 4).
     first_stage_token_radius: int = 0
+    # How many of the first stage's blocks are local (0 = all). Local tokens name segments by their own pixels but
+    # group by position (session 6: an object token and a background token share a stage-1 group 16-60% of the time,
+    # against 7% with global attention); with k < depths[0] the last blocks attend globally and decide the partition,
+    # and member_source=local names the segments from the tokens after the k local blocks.
+    first_stage_local_blocks: int = 0
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
     # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines

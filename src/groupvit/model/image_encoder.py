@@ -140,26 +140,33 @@ class GroupingStage(nn.Module):
             self.register_parameter("group_token", None)
 
     def forward(
-        self, x: torch.Tensor, prev_group_tokens: torch.Tensor | None, attn_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        self, x: torch.Tensor, prev_group_tokens: torch.Tensor | None, attn_mask: torch.Tensor | None = None,
+        masked_blocks: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor,
+               torch.Tensor]:
         """Returns (tokens out, this stage's group tokens after the blocks, soft, hard assignment, the stage's input
-        tokens after its blocks, i.e. what the grouping block merged). attn_mask: an additive mask for the blocks
-        over [tokens; group tokens] (local_attention_mask)."""
+        tokens after its blocks, i.e. what the grouping block merged, and the input tokens after the masked blocks).
+        attn_mask: an additive mask over [tokens; group tokens] (local_attention_mask) for the first
+        `masked_blocks` blocks (0 = all of them); the blocks after those attend globally."""
+        masked_blocks = masked_blocks or len(self.blocks)
+        num_groups = self.num_group_tokens
+        if self.group_token is not None:
+            groups = self.group_token.expand(x.shape[0], -1, -1)
+            if self.group_projector is not None:
+                if prev_group_tokens is None:
+                    raise ValueError("this stage projects the previous stage's group tokens, but none were given")
+                groups = groups + self.group_projector(prev_group_tokens)
+            x = torch.cat([x, groups], dim=1)
+        after_masked = x
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, attn_mask=attn_mask if i < masked_blocks else None)
+            if i + 1 == masked_blocks:
+                after_masked = x
         if self.group_token is None:
-            for blk in self.blocks:
-                x = blk(x, attn_mask=attn_mask)
-            return x, None, None, None, x
-        groups = self.group_token.expand(x.shape[0], -1, -1)
-        if self.group_projector is not None:
-            if prev_group_tokens is None:
-                raise ValueError("this stage projects the previous stage's group tokens, but none were given")
-            groups = groups + self.group_projector(prev_group_tokens)
-        x = torch.cat([x, groups], dim=1)
-        for blk in self.blocks:
-            x = blk(x, attn_mask=attn_mask)
-        tokens, groups = x[:, : -self.num_group_tokens], x[:, -self.num_group_tokens :]
+            return x, None, None, None, x, after_masked
+        tokens, groups = x[:, :-num_groups], x[:, -num_groups:]
         x, soft, hard = self.grouping(tokens, groups)
-        return x, groups, soft, hard, tokens
+        return x, groups, soft, hard, tokens, after_masked[:, :-num_groups]
 
 
 class GroupViTImageEncoder(PatchTokenEncoder):
@@ -200,8 +207,16 @@ class GroupViTImageEncoder(PatchTokenEncoder):
         self.hard_assignment = cfg.hard_assignment
         self.first_stage_token_radius = cfg.first_stage_token_radius
         self.member_norm = norm_layer(dim) if cfg.member_embeds else None
-        if cfg.member_source not in ("patches", "grouped"):
-            raise ValueError(f"image.member_source must be patches or grouped, got {cfg.member_source!r}")
+        if cfg.member_source not in ("patches", "grouped", "local"):
+            raise ValueError(f"image.member_source must be patches, grouped or local, got {cfg.member_source!r}")
+        if cfg.member_source == "local" and cfg.first_stage_token_radius <= 0:
+            raise ValueError("image.member_source=local pools the first stage's local-attention tokens: set "
+                             "image.first_stage_token_radius > 0 (and first_stage_local_blocks below its depth)")
+        depth = cfg.depths[0] if cfg.depths else 0
+        if not 0 <= cfg.first_stage_local_blocks <= depth:
+            raise ValueError(f"image.first_stage_local_blocks must be in 0..depths[0]={depth} "
+                             f"(0 = all), got {cfg.first_stage_local_blocks}")
+        self.first_stage_local_blocks = cfg.first_stage_local_blocks
         self.member_source = cfg.member_source
         self._init_modules(cfg.assign_value_init)
 
@@ -238,19 +253,20 @@ class GroupViTImageEncoder(PatchTokenEncoder):
         patches = x
         groups: torch.Tensor | None = None
         soft_maps, hard_maps = [], []
-        first_grouped: torch.Tensor | None = None
+        sources: dict[str, torch.Tensor] = {"patches": patches}  # member_source -> patch-grid tokens
         for i, stage in enumerate(self.stages):
-            mask = None
+            mask, masked_blocks = None, 0
             if i == 0 and self.first_stage_token_radius > 0:
                 mask = local_attention_mask(grid, stage.num_group_tokens, self.first_stage_token_radius, x.device)
-            x, groups, soft, hard, merged = stage(x, groups, mask)
+                masked_blocks = self.first_stage_local_blocks
+            x, groups, soft, hard, merged, local = stage(x, groups, mask, masked_blocks)
             if soft is not None:
-                first_grouped = merged if first_grouped is None else first_grouped
+                sources.setdefault("grouped", merged)
+                sources.setdefault("local", local)
                 soft_maps.append(soft)
                 hard_maps.append(hard)
         x = self.norm(x)
         members = None
-        if self.member_norm is not None and first_grouped is not None:
-            source = patches if self.member_source == "patches" else first_grouped
-            members = self.member_tokens(source, soft_maps, hard_maps)
+        if self.member_norm is not None and "grouped" in sources:
+            members = self.member_tokens(sources[self.member_source], soft_maps, hard_maps)
         return ImageEncoderOutput(x.mean(dim=1), x, grid, soft_maps, hard_maps, members)

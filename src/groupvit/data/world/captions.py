@@ -140,8 +140,12 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def realise(plan: CaptionPlan, scene: Scene, size_range: list[float]) -> tuple[str, list[str]]:
-    """The caption text and its class nouns (singular, unique, in caption order)."""
+def realise(plan: CaptionPlan, scene: Scene, size_range: list[float], background_noun: bool = False
+            ) -> tuple[str, list[str]]:
+    """The caption text and its class nouns (singular, unique, in caption order).
+
+    background_noun: when the caption names the background ("on a striped background"), that phrase is also a noun
+    for the multi-label prompts, after the class nouns (world.caption.background_noun)."""
     texts, nouns = [], []
     for m in plan.mentions:
         text, noun = _mention_text(m, scene, size_range)
@@ -152,7 +156,10 @@ def realise(plan: CaptionPlan, scene: Scene, size_range: list[float]) -> tuple[s
         texts = [f"{texts[0]} {plan.relation} {texts[1]}", *texts[2:]]
     objects = _join(texts)
     if plan.background:
-        objects += f" on a {BACKGROUND_WORDS[scene.background.kind]} background"
+        phrase = f"{BACKGROUND_WORDS[scene.background.kind]} background"
+        objects += f" on a {phrase}"
+        if background_noun:
+            nouns.append(phrase)
     be = "is" if len(plan.mentions[0].objects) == 1 else "are"
     return plan.frame.format(objects=objects, be=be), nouns
 
