@@ -3,8 +3,10 @@ normalised entropy of the noise-free soft assignment (near 0 = saturated softmax
 the largest group's share (eval mode, argmax), and the mean cosine between different images' embeddings (near 1 =
 every image looks the same to the model). docs/embedded-world.md, "Session 5", item 1.
 
-    python studies/probe_plateau_state.py runs/default/groupvit_2stage/seed0/checkpoints/step-00000300.pt ...
+    python studies/probe_plateau_state.py runs/default/groupvit_2stage/seed0/checkpoints/step-00000300.pt ... \
+        [--set world.KEY=VALUE ...]
 """
+import argparse
 import math
 import sys
 from pathlib import Path
@@ -39,10 +41,17 @@ def plateau_state(model: torch.nn.Module, images: torch.Tensor) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="the world overrides the runs were trained with (their validation split is probed); "
+                             "session 5's figures are on the plain world: --set world.background_clutter=0.0 "
+                             "--set world.caption.background_word_rate=0.2")
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    images, _ = val_batch(load_config(preset="default"), 64)
-    for path in sys.argv[1:]:
-        print(path, plateau_state(model_from_train_state(Path(path)), images), flush=True)
+    images, _ = val_batch(load_config(preset="default", overrides=args.overrides), 64)
+    for path in args.checkpoints:
+        print(path, plateau_state(model_from_train_state(path), images), flush=True)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class ImageEncoderConfig:
     first_stage_token_radius: int = 0
     # How many of the first stage's blocks are local (0 = all). Local tokens name segments by their own pixels but
     # group by position (session 6: an object token and a background token share a stage-1 group 16-60% of the time,
-    # against 7% with global attention); with k < depths[0] the last blocks attend globally and decide the partition,
+    # against 7-21% with global attention); with k < depths[0] the last blocks attend globally and decide the partition,
     # and member_source=local names the segments from the tokens after the k local blocks.
     first_stage_local_blocks: int = 0
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
