@@ -69,6 +69,34 @@ def test_save_is_atomic_and_meta_checked(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_atomic_writes_are_as_readable_as_a_plain_open(tmp_path, umask):
+    """Checkpoints, metrics and shards are written to a temp file and renamed; the result must carry the
+    permissions a plain open() gives under the user's umask, not the owner-only 0600 of a temp file, or the rest
+    of a group sharing the results folder cannot read them."""
+    import os
+    import stat
+
+    from groupvit.atomic import atomic_write_json
+    from groupvit.data.world.writers import DeterministicTarWriter
+
+    old = os.umask(umask)
+    try:
+        (tmp_path / "plain.txt").write_text("x")
+        written = [
+            save_checkpoint(tmp_path / "model.pt", build_model(cfg()), step=1),
+            atomic_write_json({"mIoU": 0.5}, tmp_path / "metrics.json"),
+        ]
+        with DeterministicTarWriter(tmp_path / "shard-000000.tar") as shard:
+            shard.add("0.txt", b"a cat")
+        written.append(tmp_path / "shard-000000.tar")
+    finally:
+        os.umask(old)
+    expected = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert expected == 0o666 & ~umask
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {p.name: oct(expected) for p in written}
+
+
 def test_other_architecture_is_refused_with_keys(tmp_path):
     path = save_checkpoint(tmp_path / "model.pt", build_model(cfg()))
     with pytest.raises(ArchitectureMismatch) as err:

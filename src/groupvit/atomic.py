@@ -17,12 +17,24 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def temp_file_beside(path: Path) -> tuple[int, str]:
+    """(fd, name) of a new temporary file in `path`'s folder, with the permissions a plain open() would give.
+
+    mkstemp creates files readable by their owner only (0600), which os.replace would carry over to the result:
+    metrics, data cards and checkpoints on a shared file system would be unreadable to the rest of the group."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = False) -> Iterator[IO]:
     """Yield a handle on a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path)
     text_kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
         with os.fdopen(fd, mode, **text_kwargs) as handle:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from groupvit.atomic import temp_file_beside
 
 TAR_MTIME = 0  # fixed member time: shards are reproducible to the byte
 JPEG_QUALITY = 95
@@ -32,11 +33,6 @@ def encode_jpeg(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _temp_beside(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-
-
 class DeterministicTarWriter:
     """Writes a tar shard member by member into a temp file and renames it into place on close.
 
@@ -44,7 +40,7 @@ class DeterministicTarWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        fd, self._tmp = _temp_beside(self.path)
+        fd, self._tmp = temp_file_beside(self.path)
         self._fh = os.fdopen(fd, "wb")
         self._tar = tarfile.open(fileobj=self._fh, mode="w", format=tarfile.USTAR_FORMAT)
 
