@@ -186,6 +186,8 @@ def test_background_prompts_turn_the_groups_they_name_into_background(model):
     groups = torch.tensor([[[1.0, 0.0], [0.2, 1.0]]])  # group 1 is nearer the background prompt
     out = suppress_background_groups(probs, groups, torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]))
     torch.testing.assert_close(out[0, :, 0], torch.tensor([0.9, 0.0]))
+    with pytest.raises(ValueError, match=r"background_prompts \['cat'\]"):  # a class can't also mean background
+        ZeroShotSegmenter(model, ["cat"], cfg(background_prompts=["Cat "]), bg_thresh=0.0, **NO_NORM)
 
 
 def test_topk_gate_keeps_image_level_classes():

@@ -58,6 +58,10 @@ class ZeroShotSegmenter:
             names = names[1:]
         if not names:
             raise ValueError("no foreground class names to segment")
+        clashing = sorted({p.strip().lower() for p in cfg.background_prompts} & {n.strip().lower() for n in names})
+        if clashing:
+            raise ValueError(f"eval.background_prompts {clashing} are also class names of the dataset being scored: "
+                             "a class named as background could never be predicted; remove them from the prompts")
         if cfg.mode not in ("slide", "whole"):
             raise ValueError(f"eval.mode must be 'slide' or 'whole', got {cfg.mode!r}")
         self.model = model.eval()
