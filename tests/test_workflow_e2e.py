@@ -78,6 +78,16 @@ def test_snakemake_builds_tables_metrics_and_report(smoke_checkout):
     html = (results / "reports" / "report.html").read_text()
     assert "What reproduced and what did not" in html and "Traceback" not in html
     assert (results / "figures" / "qualitative.png").stat().st_size > 10_000
+    # the deviations table lists every key the preset changes (pandas would print only the first and last five)
+    from groupvit.config import flatten, load_config, to_dict
+    from groupvit.config.experiment import ExperimentConfig
+
+    ours = flatten(to_dict(load_config(smoke_checkout / "config" / "config.yaml", "smoke")))
+    paper = flatten(to_dict(ExperimentConfig()))
+    changed = [k for k in ours if not k.startswith(("variants", "study.", "preset", "description"))
+               and ours[k] != paper.get(k)]
+    section = html.split("Deviations from the paper", 1)[1].split("<h2", 1)[0]
+    assert len(changed) > 10 and [k for k in changed if f">{k}<" not in section] == []
 
 
 def test_second_run_has_nothing_to_do_and_a_deleted_checkpoint_reruns_only_its_descendants(smoke_checkout):
