@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +20,18 @@ from typing import IO, Any
 def temp_file_beside(path: Path) -> tuple[int, str]:
     """(fd, name) of a new temporary file in `path`'s folder, with the permissions a plain open() would give.
 
-    mkstemp creates files readable by their owner only (0600), which os.replace would carry over to the result:
-    metrics, data cards and checkpoints on a shared file system would be unreadable to the rest of the group."""
+    Not tempfile.mkstemp: it creates files readable by their owner only (0600), which os.replace carries over to
+    the result, so metrics, data cards and checkpoints on a shared file system would be unreadable to the rest of
+    the group. Opening with mode 0666 lets the kernel apply the user's umask, without touching process state."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    return fd, tmp
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 @contextmanager
