@@ -54,6 +54,14 @@ def differing_keys(cfg: ExperimentConfig, variant: str, reference: str) -> set[s
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
 
+def paper_deviations(cfg: ExperimentConfig) -> pd.DataFrame:
+    """Every key whose value in `cfg` differs from the paper's recipe (the dataclass defaults), with both values:
+    the report lists a preset's CPU-scale deviations from this, so none can be forgotten or typed in by hand."""
+    ours, paper = _flat(to_dict(cfg)), _flat(to_dict(ExperimentConfig()))
+    rows = [(k, ours[k], paper.get(k)) for k in sorted(ours) if ours[k] != paper.get(k)]
+    return pd.DataFrame(rows, columns=["key", "this preset", "paper"])
+
+
 def members(cfg: ExperimentConfig, table: str) -> list[str]:
     """GroupViT variants of the study that differ from the main variant only in the table's keys."""
     main = cfg.study.main_variant
