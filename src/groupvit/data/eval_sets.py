@@ -22,7 +22,6 @@ the ready marker (<folder>/.groupvit-ready.json) is written last.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
