@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import sys
 import tarfile
 import tempfile
 import time
@@ -25,9 +26,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from groupvit.data.char_tokenizer import CharTokenizer
 from groupvit.data.config import DataConfig
 from groupvit.data.shards import build_train_loader, list_shards
+
+# The fallback tokenizer is the tests' trivial one (tests/helpers/char_tokenizer.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.char_tokenizer import CharTokenizer  # noqa: E402
 
 
 def _write_plain_shards(root: Path, samples: int, per_shard: int, size: int) -> None:

@@ -9,7 +9,7 @@ loader worker shares the two cores with the trainings). Both are measured side b
 each round, on the default preset's `groupvit_2stage` model and loader over a freshly generated small world:
   step:   median wall time of zero_grad + forward + loss + backward + clip + AdamW step on one fixed batch, with
           torch's per-parameter AdamW (fused=None, the CPU default) vs fused AdamW (what build_optimizer now uses),
-          and fused AdamW with the forward under bf16 autocast (train.precision=bf16 + train.cpu_autocast; fast on
+          and fused AdamW with the forward under bf16 autocast (which the trainer never uses on a CPU; fast on
           CPUs with AVX512-BF16/AMX, slow where bf16 is emulated);
   loader: median time per batch of the real loader (0 workers: the work a loader worker does), with the tokenizer's
           caption cache vs with the cache disabled (every caption cleaned and BPE-encoded again).

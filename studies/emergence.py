@@ -1,4 +1,4 @@
-"""The emergence study (issue 6): train one configuration of the embedded world, score it on the VALIDATION split
+"""The emergence study: train one configuration of the embedded world, score it on the VALIDATION split
 (tuning decisions never look at the eval split the tables report), and append one JSON line per scored checkpoint
 to results/studies/emergence.jsonl. Diagnostics beside mIoU say *why* a run fails: image-level zero-shot
 recognition (mAP of the pooled embedding against class prompts), oracle-labelled group mIoU (grouping alone) and
@@ -9,7 +9,8 @@ the number of groups in use per image (collapse).
     python studies/emergence.py --name big-objects --set world.object_size='[0.4,0.6]' --curve
 
 Runs live in runs/emergence/<name>/ and resume when repeated; --curve scores every kept checkpoint (learning curve).
-`python studies/emergence.py summarize` prints the log as the Markdown table of docs/embedded-world.md;
+`python studies/emergence.py summarize` writes the log as a Markdown table of every run to
+results/studies/emergence_runs.md;
 `python studies/emergence.py curves [RUN ...]` plots results/studies/learning_curves.png;
 `python studies/emergence.py naming RUN_DIR ...` scores any trained run's segment naming (see naming_contrast);
 `--existing RUN_DIR` scores a finished run of the workflow (e.g. runs/default/groupvit_2stage/seed0) without training.
@@ -28,10 +29,10 @@ import numpy as np
 import torch
 
 from groupvit.config import load_config
-from groupvit.config.dataclass_io import to_dict
+from groupvit.dataclass_io import to_dict
 from groupvit.data.world.generate import generate_world
 from groupvit.evaluation import (
-    ClusterGrouper, SegmentationMeter, ZeroShotSegmenter, evaluate_group_oracle, evaluate_segmentation,
+    ClusterGrouper, ZeroShotSegmenter, evaluate_group_oracle, evaluate_segmentation, objects_miou, score_split,
 )
 from groupvit.evaluation import load_eval_dataset
 from groupvit.model import build_model, model_config_from_dict
@@ -116,24 +117,16 @@ def naming_contrast(model, cfg, dataset, limit: int) -> dict:
     return {"object_group_wins": float(wins / cases) if cases else None, "cases": cases}
 
 
-def foreground_miou(result) -> float | None:
-    """Mean IoU over the object classes present in the split (background excluded)."""
-    fg = [v for v in result.iou[1:] if not math.isnan(v)]
-    return float(np.mean(fg)) if fg else None
-
-
 def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
     cluster = None if grouper == "groupvit" else ClusterGrouper(model, grouper, cfg.eval)
     segmenter = ZeroShotSegmenter(model, dataset.class_names, cfg.eval, dataset="synthetic", grouper=cluster,
                                   mean=cfg.data.augment.mean, std=cfg.data.augment.std)
-    floor = SegmentationMeter(dataset.class_names, dataset.ignore_index)  # all-background predictor
-    result = evaluate_segmentation(segmenter, dataset, max_images=limit,
-                                   on_image=lambda item, pred, _: floor.update(np.zeros_like(item.mask), item.mask))
-    oracle = evaluate_group_oracle(segmenter, dataset, max_images=limit)
+    scored = score_split(segmenter, dataset, max_images=limit)
+    result = scored.result
     fg = [v for v in result.iou[1:] if not math.isnan(v)]
     record = {
-        "grouper": grouper, "mIoU": result.miou, "mIoU_foreground": foreground_miou(result),
-        "oracle_mIoU": oracle.miou, "floor_mIoU": floor.result().miou, "classes_found": int(sum(v > 0 for v in fg)),
+        "grouper": grouper, "mIoU": result.miou, "mIoU_foreground": scored.objects_miou, "oracle_mIoU": scored.oracle.miou,
+        "floor_mIoU": scored.floor.miou, "classes_found": int(sum(v > 0 for v in fg)),
         "per_class_IoU": dict(zip(result.class_names, [None if math.isnan(v) else round(float(v), 4) for v in result.iou])),
     }
     # The background threshold is a protocol constant tuned per dataset in the paper; on this world it is tuned on the
@@ -143,7 +136,7 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
         seg = ZeroShotSegmenter(model, dataset.class_names, cfg.eval, dataset="synthetic", bg_thresh=thresh,
                                 grouper=cluster, mean=cfg.data.augment.mean, std=cfg.data.augment.std)
         swept = evaluate_segmentation(seg, dataset, max_images=limit)
-        fg_t = foreground_miou(swept)
+        fg_t = objects_miou(swept)
         sweep[str(thresh)] = [round(swept.miou, 4), None if fg_t is None else round(fg_t, 4)]
     record["bg_thresh_sweep"] = sweep
     if grouper == "groupvit":  # the same model read out with the hard (argmax) assignment maps instead of soft ones
@@ -152,7 +145,7 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
                                 dataset="synthetic", mean=cfg.data.augment.mean, std=cfg.data.augment.std)
         swept = evaluate_segmentation(seg, dataset, max_images=limit)
         record[f"{other}_assignment"] = {
-            "mIoU": swept.miou, "mIoU_foreground": foreground_miou(swept),
+            "mIoU": swept.miou, "mIoU_foreground": objects_miou(swept),
             "oracle_mIoU": evaluate_group_oracle(seg, dataset, max_images=limit).miou,
             "groups_in_use": groups_in_use(seg, dataset, min(limit, 100)),
         }
@@ -164,17 +157,26 @@ def score(model, cfg, dataset, grouper: str, limit: int) -> dict:
     return record
 
 
+RUNS_TABLE = LOG.with_name("emergence_runs.md")
+
+
 def summarize(path: Path = LOG) -> str:
-    """The study log as a Markdown table (final checkpoint of each run and scorer), for docs/embedded-world.md."""
+    """The study log as a Markdown table: the final checkpoint of each run and scorer, in log order, on the
+    validation split, with the settings the run changed against the default preset."""
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     final = {}
     for r in records:
         if r["step"] == r["total_steps"]:
             final[(r["name"], r["grouper"])] = r
-    lines = ["| run | scorer | steps | train min | samples/s | recognition mAP | mIoU (floor) | objects mIoU "
-             "| oracle mIoU | classes > 0 | groups per image (stage 1, 2) | hard readout: mIoU / oracle / groups "
-             "| naming: object group wins |",
-             "|" + " --- |" * 13]
+    lines = ["# Emergence study: every run", "",
+             f"Generated by `python studies/emergence.py summarize` from `{path}` ({len(final)} runs); validation "
+             "split, final checkpoint of each run. mIoU in %, floor = an all-background prediction. `world` is the "
+             "hash of the world config the run trained on.", "",
+             "| run | variant | seed | settings changed | world | scorer | steps | train min | samples/s "
+             "| recognition mAP | mIoU (floor) | objects mIoU | oracle mIoU | classes > 0 "
+             "| groups per image (stage 1, 2) | hard readout: mIoU / oracle / groups | naming: object group wins "
+             "| note |",
+             "|" + " --- |" * 18]
     for (name, grouper), r in final.items():
         groups = ", ".join(f"{g:.1f}" for g in r.get("groups_in_use", [])) or "-"
         other = r.get("hard_assignment")
@@ -182,13 +184,23 @@ def summarize(path: Path = LOG) -> str:
                 + ", ".join(f"{g:.1f}" for g in other["groups_in_use"])) if other else "-"
         naming = r.get("naming_contrast") or {}
         wins = f"{naming['object_group_wins']:.2f} ({naming['cases']})" if naming.get("object_group_wins") is not None else "-"
+        floor = f" ({100 * r['floor_mIoU']:.1f})" if r.get("floor_mIoU") is not None else ""
+        settings = "<br>".join(f"`{o}`" for o in r.get("overrides", [])) or "-"
+        note = (r.get("note") or "-").replace("|", "/").replace("\n", " ")
         lines.append(
-            f"| {name} | {grouper} | {r['total_steps']} | {r['train_time_s'] / 60:.1f} | {r['samples_per_s']:.0f} "
-            f"| {r['recognition_mAP']:.2f} | {100 * r['mIoU']:.1f} ({100 * r.get('floor_mIoU', float('nan')):.1f}) "
+            f"| {name} | {r.get('variant', '-')} | {r.get('seed', '-')} | {settings} | {r.get('world', '-')} "
+            f"| {grouper} | {r['total_steps']} | {r['train_time_s'] / 60:.1f} | {r['samples_per_s']:.0f} "
+            f"| {r['recognition_mAP']:.2f} | {100 * r['mIoU']:.1f}{floor} "
             f"| {100 * (r['mIoU_foreground'] or 0):.1f} | {100 * r['oracle_mIoU']:.1f} | {r['classes_found']} "
-            f"| {groups} | {hard} | {wins} |"
+            f"| {groups} | {hard} | {wins} | {note} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(path: Path = LOG, out: Path = RUNS_TABLE) -> Path:
+    """Write summarize()'s table to results/studies/emergence_runs.md."""
+    out.write_text(summarize(path))
+    return out
 
 
 def learning_curves(path: Path = LOG, out: Path = LOG.with_name("learning_curves.png"),
@@ -229,7 +241,7 @@ def learning_curves(path: Path = LOG, out: Path = LOG.with_name("learning_curves
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "summarize":
-        print(summarize())
+        print(write_summary())
         return 0
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "naming":  # naming RUN_DIR ... (any trained model.pt)
         from groupvit.model import load_model
@@ -303,21 +315,6 @@ def _world_key(cfg) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(to_dict(cfg.world), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def val_batch(cfg, count: int) -> tuple[torch.Tensor, np.ndarray]:
-    """The first `count` validation images of cfg's world as one normalised [B, 3, H, W] batch, and their [B, H, W]
-    class masks (for the probes; the world must have been generated by a run of this study)."""
-    from groupvit.evaluation.preprocess import normalize
-
-    dataset = load_eval_dataset("synthetic", WORLD_ROOT / _world_key(cfg) / "val", split="val")
-    items = [dataset[i] for i in range(min(count, len(dataset)))]
-    images = torch.stack([
-        normalize(torch.from_numpy(np.array(item.image)).permute(2, 0, 1).float().div(255),
-                  cfg.data.augment.mean, cfg.data.augment.std)
-        for item in items
-    ])
-    return images, np.stack([np.asarray(item.mask) for item in items])
 
 
 if __name__ == "__main__":

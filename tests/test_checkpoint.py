@@ -44,6 +44,23 @@ def test_roundtrip_is_exact_and_weights_only(tmp_path):
     assert load_checkpoint_state(path)["meta"]["step"] == 7
 
 
+def test_checkpoint_keys_of_removed_options_load_only_at_the_built_in_value(tmp_path):
+    """A checkpoint whose config lists a removed option at the value the model now builds loads unchanged; any other
+    value is refused, naming the key."""
+    torch.manual_seed(0)
+    model = build_model(cfg())
+    path = save_checkpoint(tmp_path / "model.pt", model)
+    raw = torch.load(path, weights_only=True)
+    raw["config"]["image"] |= {"member_source": "grouped", "segment_query_residual": "group", "assign_logits": "dot"}
+    torch.save(raw, path)
+    for key, value in outputs(model).items():
+        torch.testing.assert_close(outputs(load_model(path))[key], value, atol=0, rtol=0)
+    raw["config"]["image"]["assign_logits"] = "cosine"
+    torch.save(raw, path)
+    with pytest.raises(ValueError, match="model.image.assign_logits='cosine'"):
+        load_model(path)
+
+
 def test_plain_vit_roundtrip(tmp_path):
     model = build_model(cfg(grouping=False))
     loaded = load_model(save_checkpoint(tmp_path / "vit.pt", model))

@@ -1,5 +1,5 @@
-"""The CPU-scale options of the embedded recipe (all off in the paper preset): segment-level multi-label loss,
-group-usage term, soft-then-hard assignment schedule."""
+"""The CPU-scale options of the embedded recipe (all off in the paper preset): members-only segment embeddings and
+their multi-label loss, group-usage and logit-spread terms, group-token and value-path init, local first stage."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from groupvit.model.loss import GroupViTLoss, group_usage_loss, multi_label_loss
-from groupvit.train.config import LossConfig
-from groupvit.train.runner import assignment_schedule
+from groupvit.model.config import LossConfig
 from test_model_grouping import tiny_model
 
 
@@ -47,9 +46,11 @@ def test_group_usage_is_zero_when_spread_and_one_when_collapsed():
 
 def test_loss_asks_model_for_groups_only_when_needed():
     assert GroupViTLoss(LossConfig()).model_kwargs == {"with_groups": False}
-    assert GroupViTLoss(LossConfig(multi_label_pooling="groups")).model_kwargs == {"with_groups": True}
+    assert GroupViTLoss(LossConfig(multi_label_pooling="members")).model_kwargs == {"with_groups": True}
     assert GroupViTLoss(LossConfig(group_usage_weight=0.1)).model_kwargs == {"with_groups": True}
-    assert GroupViTLoss(LossConfig(segment_contrast_weight=0.5)).model_kwargs == {"with_groups": True}
+    assert GroupViTLoss(LossConfig(assign_logit_spread_weight=0.1)).model_kwargs == {"with_groups": True}
+    with pytest.raises(ValueError, match="multi_label_pooling"):
+        GroupViTLoss(LossConfig(multi_label_pooling="groups"))
 
 
 def test_forward_with_groups_feeds_the_group_losses():
@@ -61,65 +62,10 @@ def test_forward_with_groups_feeds_the_group_losses():
     out = model(image, tokens, prompts, with_groups=True)
     assert out["group_embed"].shape == (2, 4, model.cfg.proj_dim)
     assert torch.allclose(out["image_embed"], model.encode_image(image), atol=1e-5)
-    losses = GroupViTLoss(LossConfig(multi_label_pooling="groups", group_usage_weight=0.5,
-                                     segment_contrast_weight=0.5))(**out)
-    assert set(losses) == {"loss", "contrastive", "multi_label", "group_usage", "segment_contrast"}
+    losses = GroupViTLoss(LossConfig(group_usage_weight=0.5, assign_logit_spread_weight=0.1))(**out)
+    assert set(losses) == {"loss", "contrastive", "multi_label", "group_usage", "assign_logit_spread"}
     losses["loss"].backward()
     assert model.image_encoder.stages[0].group_token.grad is not None
-
-
-def test_soft_then_hard_schedule_switches_the_assignment():
-    torch.manual_seed(0)
-    model = tiny_model(gumbel=False).eval()
-    image = torch.randn(1, 3, 32, 32)
-    schedule = assignment_schedule(model, soft_steps=5)
-    schedule(4)
-    soft_tokens = model.image_encoder(image).tokens
-    schedule(5)
-    hard_tokens = model.image_encoder(image).tokens
-    assert not torch.allclose(soft_tokens, hard_tokens)
-    schedule(0)
-    assert torch.allclose(model.image_encoder(image).tokens, soft_tokens)
-    assert assignment_schedule(model, soft_steps=0) is None
-
-
-def test_merging_duplicates_changes_nothing_when_texts_are_distinct():
-    from groupvit.model.loss import contrastive_loss
-
-    torch.manual_seed(1)
-    image, text, prompts = _unit(4, 8), _unit(4, 8), _unit(4, 2, 8)
-    keys, prompt_keys = torch.arange(4), torch.arange(8).view(4, 2) + 100
-    scale = torch.tensor(4.0)
-    assert torch.allclose(contrastive_loss(image, text, scale), contrastive_loss(image, text, scale, text_key=keys))
-    assert torch.allclose(multi_label_loss(image, prompts, scale),
-                          multi_label_loss(image, prompts, scale, prompt_key=prompt_keys), atol=1e-6)
-
-
-def test_copies_of_a_caption_are_one_positive():
-    """Two images with the same caption: each image's loss takes the probability mass of both copies."""
-    from groupvit.model.loss import contrastive_loss
-
-    torch.manual_seed(2)
-    image, text = _unit(3, 8), _unit(3, 8)
-    text[1] = text[0]
-    keys = torch.tensor([7, 7, 9])
-    scale = torch.tensor(3.0)
-    got = contrastive_loss(image, text, scale, text_key=keys)
-    p_img = (scale * image @ text.t()).softmax(dim=1)
-    p_txt = (scale * text @ image.t()).softmax(dim=1)
-    positive = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
-    image_side = -torch.stack([p_img[i][positive[i]].sum().log() for i in range(3)]).mean()
-    text_side = -torch.stack([p_txt[i][positive[i]].sum().log() for i in range(3)]).mean()
-    assert torch.allclose(got, 0.5 * (image_side + text_side), atol=1e-6)
-
-
-def test_text_keys_identify_identical_token_sequences():
-    from groupvit.model.dual_encoder import text_key
-
-    tokens = torch.tensor([[1, 5, 9, 0], [1, 5, 9, 0], [1, 9, 5, 0]])
-    keys = text_key(tokens)
-    assert keys[0] == keys[1] and keys[0] != keys[2]
-    assert GroupViTLoss(LossConfig(merge_duplicate_texts=True)).model_kwargs["with_text_keys"] is True
 
 
 def test_bag_of_words_text_tower_ignores_order_and_padding_and_round_trips(tmp_path):
@@ -183,75 +129,6 @@ def test_identical_group_tokens_give_copies_unless_groups_have_their_own_embeddi
         assert low < cos.mean() < high, (option, cos.mean())
 
 
-def test_segment_contrast_prefers_one_segment_per_noun():
-    """Low when a noun's best segment stands out from the image's other segments, high when all segments carry the
-    noun equally (every segment holding the whole image, the failure it is there to penalise)."""
-    from groupvit.model.loss import segment_contrast_loss
-
-    torch.manual_seed(0)
-    noun = _unit(1, 1, 16)
-    other = _unit(1, 1, 16)
-    spread = noun.expand(1, 4, 16)  # every segment looks like the noun
-    one = torch.cat([noun, other.expand(1, 3, 16)], dim=1)  # one segment is the noun, the rest something else
-    scale = torch.tensor(10.0)
-    assert segment_contrast_loss(one, noun, scale) < 0.1 < segment_contrast_loss(spread, noun, scale)
-    assert torch.isclose(segment_contrast_loss(spread, noun, scale), torch.log(torch.tensor(4.0)))
-
-
-def test_segment_query_residual_decides_what_a_segment_can_carry_besides_its_members():
-    """segment_query_residual: with `group` (official) changing one segment's tokens moves the other segments through
-    their image-wide queries; `mean` moves them all by the same shift (the image summary, no group identity); `none`
-    leaves the other segments untouched."""
-    from groupvit.model.grouping import GroupingBlock
-    from groupvit.model.image_encoder import init_vit_weights
-
-    torch.manual_seed(0)
-    tokens = torch.randn(1, 12, 16)
-    group_tokens = torch.randn(1, 4, 16)
-    for mode in ("group", "mean", "none"):
-        block = GroupingBlock(16, 2, num_group_tokens=4, num_output_groups=3, segment_query_residual=mode)
-        block.apply(init_vit_weights)
-        block.eval()
-        block.mlp_channels = block.norm_new_x = torch.nn.Identity()  # the segment before the channel MLP (x2)
-        segments, _, hard = block(tokens, group_tokens)
-        owner = hard[0].argmax(dim=0)  # [N] the segment each token joined
-        target = int(owner.bincount(minlength=3).argmax())
-        changed = tokens.clone()
-        changed[0, owner == target] += 0.05 * torch.randn_like(changed[0, owner == target])
-        new_segments, _, new_hard = block(changed, group_tokens)
-        assert torch.equal(new_hard[0].argmax(0), owner)  # the same partition (a small change)
-        shift = new_segments[0, [g for g in range(3) if g != target]] - segments[0, [g for g in range(3) if g != target]]
-        if mode == "none":
-            assert shift.abs().max() < 1e-6
-        else:
-            assert shift.abs().max() > 1e-4
-            same_for_all = (shift - shift[:1]).abs().max() < 1e-5
-            assert same_for_all == (mode == "mean"), mode
-    with pytest.raises(ValueError, match="segment_query_residual"):
-        GroupingBlock(16, 2, num_group_tokens=4, num_output_groups=3, segment_query_residual="yes")
-
-
-def test_segment_query_scale_weighs_the_query_against_the_members():
-    """segment_query_scale multiplies the query residual: 1 is the official segment, 0 the members-only one."""
-    from groupvit.model.grouping import GroupingBlock
-    from groupvit.model.image_encoder import init_vit_weights
-
-    torch.manual_seed(0)
-    tokens, group_tokens = torch.randn(2, 12, 16), torch.randn(2, 4, 16)
-    outputs = {}
-    for mode, scale in (("group", 1.0), ("group", 0.0), ("none", 1.0), ("group", 0.5)):
-        torch.manual_seed(1)
-        block = GroupingBlock(16, 2, num_group_tokens=4, num_output_groups=3, segment_query_residual=mode,
-                              segment_query_scale=scale)
-        block.apply(init_vit_weights)
-        block.eval()
-        block.mlp_channels = block.norm_new_x = torch.nn.Identity()  # the segment before the channel MLP (x2)
-        outputs[(mode, scale)] = block(tokens, group_tokens)[0]
-    torch.testing.assert_close(outputs[("group", 0.0)], outputs[("none", 1.0)])
-    half = outputs[("group", 0.5)]
-    torch.testing.assert_close(half, (outputs[("group", 1.0)] + outputs[("none", 1.0)]) / 2)
-
-
 def test_member_embeds_depend_only_on_each_segments_own_pixels():
     """image.member_embeds: a segment's members-only embedding is its pixels' tokens pooled by the hard partition.
     Changing the image where one segment lives moves the official segment tokens of OTHER segments (their queries
@@ -306,48 +183,29 @@ def test_member_pooled_multi_label_trains_the_member_path_and_readout_uses_it():
             image, tokens, prompts, with_groups=True))
     # a plain ViT baseline trained under the same loss settings has no segments: it falls back to its image embedding
     vit = tiny_model(grouping=False, depths=[1], num_group_tokens=[0], num_output_groups=[]).train()
-    for cfg in (LossConfig(multi_label_pooling="members"), LossConfig(member_multi_label_weight=0.5)):
-        terms = GroupViTLoss(cfg)(**vit(image, tokens, prompts, with_groups=True))
-        plain = GroupViTLoss(LossConfig())(**vit(image, tokens, prompts))
-        assert "member_multi_label" not in terms and torch.isfinite(terms["loss"])
-        assert torch.allclose(terms["multi_label"], plain["multi_label"], atol=1e-5)
+    terms = GroupViTLoss(LossConfig(multi_label_pooling="members"))(**vit(image, tokens, prompts, with_groups=True))
+    plain = GroupViTLoss(LossConfig())(**vit(image, tokens, prompts))
+    assert torch.isfinite(terms["loss"])
+    assert torch.allclose(terms["multi_label"], plain["multi_label"], atol=1e-5)
 
 
-def test_member_source_patches_pools_the_local_patch_embedding():
-    """member_source=patches pools the patch embedding itself (no attention has mixed it); `grouped` pools what the
-    first grouping merged, after that stage's blocks."""
+def test_member_embeds_pool_the_tokens_the_first_grouping_merged():
+    """A members-only embedding pools, over the final partition, the tokens the first grouping block merged (after
+    that stage's blocks), not the raw patch embedding."""
     from groupvit.model.image_encoder import GroupViTImageEncoder
     from test_model_grouping import image_cfg
 
     torch.manual_seed(0)
-    enc = GroupViTImageEncoder(image_cfg(member_embeds=True, member_source="patches")).eval()  # depths [1, 1, 1]
+    enc = GroupViTImageEncoder(image_cfg(member_embeds=True)).eval()  # depths [1, 1, 1]
+    merged = []
+    enc.stages[0].grouping.register_forward_hook(lambda mod, args, out: merged.append(args[0]))
     image = torch.randn(2, 3, 32, 32)
     out = enc(image)
-    patches, _ = enc.embed(image)
     composed = out.hard_assignments[1] @ out.hard_assignments[0]  # [B, G, N] one-hot final partition
-    expected = (composed / (composed.sum(-1, keepdim=True) + 1.0)) @ enc.member_norm(patches)
-    torch.testing.assert_close(out.member_tokens, expected, atol=1e-5, rtol=1e-4)
-    enc.member_source = "grouped"
-    assert not torch.allclose(enc(image).member_tokens, out.member_tokens, atol=1e-3)
-    with pytest.raises(ValueError, match="member_source"):
-        GroupViTImageEncoder(image_cfg(member_embeds=True, member_source="pixels"))
-
-
-def test_segment_contrast_can_rank_the_members_only_copies():
-    """segment_contrast_embeds=members: the segment contrast reads member_embed, not group_embed."""
-    torch.manual_seed(0)
-    noun = _unit(1, 1, 16)
-    spread, one = _unit(1, 4, 16), torch.cat([noun, -noun.expand(1, 3, 16)], dim=1)
-    prompts, scale = noun, torch.tensor(10.0)
-    kwargs = dict(image_embed=_unit(1, 16), text_embed=_unit(1, 16), logit_scale=scale, prompt_embed=prompts,
-                  multi_label_logit_scale=scale)
-    on_members = GroupViTLoss(LossConfig(segment_contrast_weight=1.0, segment_contrast_embeds="members"))
-    on_segments = GroupViTLoss(LossConfig(segment_contrast_weight=1.0))
-    a = on_members(**kwargs, group_embed=spread, member_embed=one)["segment_contrast"]
-    b = on_segments(**kwargs, group_embed=spread, member_embed=one)["segment_contrast"]
-    assert a < 0.1 < b
-    with pytest.raises(ValueError, match="segment_contrast_embeds"):
-        GroupViTLoss(LossConfig(segment_contrast_embeds="pixels"))
+    weights = composed / (composed.sum(-1, keepdim=True) + 1.0)
+    torch.testing.assert_close(out.member_tokens, weights @ enc.member_norm(merged[0]), atol=1e-5, rtol=1e-4)
+    patches, _ = enc.embed(image)
+    assert not torch.allclose(out.member_tokens, weights @ enc.member_norm(patches), atol=1e-3)
 
 
 def test_first_stage_token_radius_keeps_image_tokens_local_before_the_first_grouping():
@@ -368,34 +226,6 @@ def test_first_stage_token_radius_keeps_image_tokens_local_before_the_first_grou
         enc(image), enc(far)
         moved[radius] = (seen[1][0, 0] - seen[0][0, 0]).abs().max().item()  # the top-left token
     assert moved[1] < 1e-6 < moved[0]
-
-
-def test_cosine_assignment_logits_cannot_saturate_as_the_projections_grow():
-    """assign_logits=cosine: the assignment logits are cos(q, k) x scale, so growing q/k projections (what saturated
-    the stage-1 softmax in every training that stayed on the plateau) leave the soft assignment unchanged and every
-    logit within the scale; the official dot product saturates to a one-hot and its gradient vanishes."""
-    from groupvit.model.grouping import AssignAttention
-
-    torch.manual_seed(0)
-    groups, tokens = torch.randn(2, 8, 32), torch.randn(2, 64, 32)
-    entropy = {}
-    for kind in ("dot", "cosine"):
-        assign = AssignAttention(32, logit_scale=4.0, logits=kind).eval()
-        before = assign(groups, tokens)[1]
-        with torch.no_grad():
-            for proj in (assign.q_proj, assign.k_proj):
-                proj.weight.mul_(30)
-                proj.bias.mul_(30)
-        after = assign(groups, tokens)[1]
-        entropy[kind] = -(after * after.clamp_min(1e-12).log()).sum(1).mean().item() / torch.log(torch.tensor(8.0))
-        if kind == "cosine":
-            torch.testing.assert_close(before, after, atol=1e-5, rtol=0)
-            q = F.normalize(assign.q_proj(groups), dim=-1)
-            k = F.normalize(assign.k_proj(tokens), dim=-1)
-            assert ((q @ k.transpose(1, 2)) * 4.0).abs().max() <= 4.0 + 1e-5
-    assert entropy["dot"] < 0.05 < 0.5 < entropy["cosine"], entropy
-    with pytest.raises(ValueError, match="dot or cosine"):
-        AssignAttention(32, logits="l2")
 
 
 def test_assign_logit_spread_pulls_back_a_saturated_assignment_that_group_usage_cannot():
@@ -423,34 +253,3 @@ def test_assign_logit_spread_pulls_back_a_saturated_assignment_that_group_usage_
     terms = loss(emb, emb, torch.tensor(10.0), soft_assignments=[logits.softmax(dim=1)])
     torch.testing.assert_close(terms["loss"] - terms["contrastive"] - terms["multi_label"],
                                0.5 * terms["assign_logit_spread"])
-
-
-def test_first_stage_local_blocks_name_by_local_tokens_and_group_by_global_ones():
-    """first_stage_local_blocks=1 of depth 2: the first block is local, the second global. member_source=local pools
-    the tokens after the local block, which a far corner of the image cannot move; the tokens the grouping merges
-    (after the global block) do move, so the partition can follow the whole image."""
-    from groupvit.model.image_encoder import GroupViTImageEncoder
-    from test_model_grouping import image_cfg
-
-    torch.manual_seed(0)
-    image = torch.randn(1, 3, 32, 32)  # 8x8 grid of 4 px patches
-    far = image.clone()
-    far[..., 24:, 24:] += 1.0  # the bottom-right 2x2 tokens
-    cfg = image_cfg(first_stage_token_radius=1, first_stage_local_blocks=1, depths=[2, 1, 1], member_embeds=True,
-                    member_source="local")
-    enc = GroupViTImageEncoder(cfg).eval()
-    local, merged = [], []
-    enc.stages[0].blocks[0].register_forward_hook(lambda mod, args, out: local.append(out))
-    enc.stages[0].grouping.register_forward_hook(lambda mod, args, out: merged.append(args[0]))
-    out = enc(image)
-    enc(far)
-    assert (local[1][0, 0] - local[0][0, 0]).abs().max().item() < 1e-6  # top-left token after the local block
-    assert (merged[1][0, 0] - merged[0][0, 0]).abs().max().item() > 1e-4  # ... and after the global one
-    composed = out.hard_assignments[1] @ out.hard_assignments[0]
-    num_groups = cfg.num_group_tokens[0]
-    expected = (composed / (composed.sum(-1, keepdim=True) + 1.0)) @ enc.member_norm(local[0][:, :-num_groups])
-    torch.testing.assert_close(out.member_tokens, expected, atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="first_stage_token_radius"):
-        GroupViTImageEncoder(image_cfg(member_embeds=True, member_source="local"))
-    with pytest.raises(ValueError, match="first_stage_local_blocks"):
-        GroupViTImageEncoder(image_cfg(first_stage_token_radius=1, first_stage_local_blocks=3, depths=[2, 1, 1]))

@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from groupvit.data.archive import UnsafeArchiveError, extract_archive, safe_extract
-from groupvit.data.eval_config import EvalDataConfig
-from groupvit.data.eval_sets import (
-    CONTEXT_459_IDS, FILES, EvalDataError, context_full_to_59, is_present, prepare_eval_dataset, reader_root,
-    ready_marker,
-)
-from groupvit.data.fetch import ChecksumMismatchError, DownloadError, fetch, part_file, sidecar
 from groupvit.evaluation import load_eval_dataset
 from groupvit.evaluation.datasets import DatasetLayoutError
 from groupvit.evaluation.datasets.names import CONTEXT_CLASSES
+from groupvit.evaluation.download.archive import UnsafeArchiveError, extract_archive, safe_extract
+from groupvit.evaluation.download.config import EvalDataConfig
+from groupvit.evaluation.download.fetch import ChecksumMismatchError, DownloadError, fetch, part_file, sidecar
+from groupvit.evaluation.download.sets import (
+    CONTEXT_459_IDS, FILES, EvalDataError, context_full_to_59, is_present, prepare_eval_dataset, reader_root,
+    ready_marker,
+)
 
 
 # ------------------------------------------------------------------------------------------------ loopback server

@@ -3,20 +3,12 @@ and embedding gradients match the single-process loss on the concatenated batch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from groupvit.model import GroupViTLoss, contrastive_loss, multi_label_loss
-
-
-@dataclass
-class Cfg:
-    contrastive_weight: float = 1.0
-    multi_label_weight: float = 1.0
-    multi_label_form: str = "mean_log"
+from groupvit.model import GroupViTLoss, LossConfig, contrastive_loss, multi_label_loss
 
 
 def embeds(b: int = 5, k: int = 3, d: int = 8, seed: int = 0):
@@ -76,7 +68,7 @@ def test_forms_differ_and_k1_coincide():
 
 def test_module_weights_terms_and_absent_prompts():
     img, txt, prompts, scale = embeds()
-    out = GroupViTLoss(Cfg(contrastive_weight=0.5, multi_label_weight=2.0))(
+    out = GroupViTLoss(LossConfig(contrastive_weight=0.5, multi_label_weight=2.0))(
         image_embed=img, text_embed=txt, logit_scale=scale, prompt_embed=prompts, multi_label_logit_scale=scale * 2,
         unrelated_key=1,
     )
@@ -85,14 +77,14 @@ def test_module_weights_terms_and_absent_prompts():
     torch.testing.assert_close(out["loss"], 0.5 * out["contrastive"] + 2.0 * out["multi_label"])
     plain = GroupViTLoss()(image_embed=img, text_embed=txt, logit_scale=scale)
     assert float(plain["multi_label"]) == 0.0 and torch.equal(plain["loss"], plain["contrastive"])
-    off = GroupViTLoss(Cfg(multi_label_weight=0.0))(image_embed=img, text_embed=txt, logit_scale=scale,
+    off = GroupViTLoss(LossConfig(multi_label_weight=0.0))(image_embed=img, text_embed=txt, logit_scale=scale,
                                                      prompt_embed=prompts)
     assert float(off["multi_label"]) == 0.0
 
 
 def test_bad_settings_and_shapes():
     with pytest.raises(ValueError, match="multi_label_form"):
-        GroupViTLoss(Cfg(multi_label_form="paper"))
+        GroupViTLoss(LossConfig(multi_label_form="paper"))
     with pytest.raises(ValueError, match="rank"):
         GroupViTLoss(rank=2, world_size=2)
     img, _, prompts, scale = embeds()
@@ -115,7 +107,7 @@ def test_model_output_feeds_loss_and_gradients_reach_scales():
                            model.tokenizer(["bird", "a bird"])])
     out = model(torch.randn(3, 3, 16, 16), tok, prompts)
     assert out["prompt_embed"].shape == (3, 2, 8)
-    losses = GroupViTLoss(Cfg())(**out)
+    losses = GroupViTLoss(LossConfig())(**out)
     losses["loss"].backward()
     assert model.logit_scale.grad is not None and model.multi_label_logit_scale.grad is not None
     assert model.image_encoder.stages[0].group_token.grad.abs().sum() > 0
@@ -132,7 +124,7 @@ def _rank_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         part = slice(rank * per, (rank + 1) * per)
         leaves = [t[part].clone().requires_grad_(True) for t in (img, txt, prompts)]
         scales = [scale.clone().requires_grad_(True), (scale * 1.3).clone().requires_grad_(True)]
-        out = GroupViTLoss(Cfg(multi_label_form="log_sum"), rank=rank, world_size=world)(
+        out = GroupViTLoss(LossConfig(multi_label_form="log_sum"), rank=rank, world_size=world)(
             image_embed=leaves[0], text_embed=leaves[1], prompt_embed=leaves[2],
             logit_scale=scales[0], multi_label_logit_scale=scales[1],
         )
@@ -157,7 +149,7 @@ def test_two_process_all_gather_equals_single_process(tmp_path):
     img, txt, prompts, scale = embeds(b=6, k=2, seed=5)
     leaves = [t.clone().requires_grad_(True) for t in (img, txt, prompts)]
     scales = [scale.clone().requires_grad_(True), (scale * 1.3).clone().requires_grad_(True)]
-    single = GroupViTLoss(Cfg(multi_label_form="log_sum"))(
+    single = GroupViTLoss(LossConfig(multi_label_form="log_sum"))(
         image_embed=leaves[0], text_embed=leaves[1], prompt_embed=leaves[2],
         logit_scale=scales[0], multi_label_logit_scale=scales[1],
     )

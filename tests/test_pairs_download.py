@@ -166,7 +166,7 @@ def test_layout_is_img2datasets(downloaded):
 
 
 def test_training_reader_reads_the_shards(downloaded):
-    from groupvit.data.char_tokenizer import CharTokenizer
+    from helpers.char_tokenizer import CharTokenizer
     from groupvit.data.config import AugmentConfig, DataConfig
     from groupvit.data.shards import build_train_loader
 
@@ -320,21 +320,21 @@ def test_keys_and_workflow_selection(tmp_path):
 
     assert shard_name(3, 10) == "00003" and shard_name(3, 123456) == "000003"
     assert sample_key(0, 7, 10000, 332) == "000000007" and sample_key(12, 7, 10000, 332) == "000120007"
-    assert datasets_to_download(load_config(preset="default")) == []
-    paper = load_config(preset="paper")
-    paper = replace(paper, pairs=replace(paper.pairs, output_dir=str(tmp_path)))
+    default = load_config(preset="default")
+    assert default.data.source != "webdataset" and datasets_to_download(default.pairs, "default", []) == []
+    pairs = replace(load_config(preset="paper").pairs, output_dir=str(tmp_path))
     patterns = [f"{tmp_path}/cc3m/{{00000..00001}}.tar", f"{tmp_path}/cc12m"]
-    assert datasets_to_download(paper, patterns) == ["cc3m", "cc12m"]
+    assert datasets_to_download(pairs, "paper", patterns) == ["cc3m", "cc12m"]
     (tmp_path / "cc3m").mkdir()
     for name in ("00000.tar", "00001.tar"):
         (tmp_path / "cc3m" / name).write_bytes(b"")
-    assert datasets_to_download(paper, patterns) == ["cc12m"]
+    assert datasets_to_download(pairs, "paper", patterns) == ["cc12m"]
     # a folder with shards from an interrupted download (bookkeeping, no done file) is still to be downloaded
     (tmp_path / "cc12m" / "_pairs").mkdir(parents=True)
     (tmp_path / "cc12m" / "00000.tar").write_bytes(b"")
-    assert datasets_to_download(paper, patterns) == ["cc12m"]
+    assert datasets_to_download(pairs, "paper", patterns) == ["cc12m"]
     (tmp_path / "cc12m" / "_pairs" / "done.json").write_text("{}")
-    assert datasets_to_download(paper, patterns) == []
+    assert datasets_to_download(pairs, "paper", patterns) == []
 
 
 def test_img2dataset_command_line(tmp_path):
@@ -388,7 +388,7 @@ def test_schema_and_pairs_dataclasses_agree():
 
     import jsonschema
 
-    from groupvit.config.dataclass_io import to_dict
+    from groupvit.dataclass_io import to_dict
     from groupvit.config.experiment import load_schema
     from groupvit.data.pairs.config import BACKENDS, FORMATS
     from groupvit.data.pairs.lists import FORMAT_SPECS

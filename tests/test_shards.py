@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from groupvit.data.char_tokenizer import CharTokenizer
+from helpers.char_tokenizer import CharTokenizer
 from groupvit.data.config import AugmentConfig, DataConfig
 from groupvit.data.shards import build_train_loader, list_shards
 from groupvit.data.transforms import swap_left_right

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from groupvit.config.dataclass_io import ConfigError
+from groupvit.dataclass_io import ConfigError
 from groupvit.config.experiment import ExperimentConfig
 from groupvit.train.data_source import count_shard_samples, synthetic_train_data, train_data_for
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from groupvit.train.runner import train
-from groupvit.train.toy import toy_data, toy_experiment, toy_parts
+from helpers.toy import toy_data, toy_experiment, toy_parts
 
 STEPS = 4
 WORKER = textwrap.dedent(
@@ -21,7 +21,7 @@ WORKER = textwrap.dedent(
     import sys, torch
     torch.set_num_threads(1)
     from groupvit.train.runner import train
-    from groupvit.train.toy import toy_data, toy_experiment, toy_parts
+    from helpers.toy import toy_data, toy_experiment, toy_parts
     from groupvit.train.distributed import world_info_from_env
     assert world_info_from_env().world_size == 2
     train(toy_experiment(steps=int(sys.argv[2]), checkpoint_every=2, log_every=2, grad_accum_steps=int(sys.argv[3])),
@@ -35,6 +35,8 @@ def _torchrun(tmp_path: Path, out: Path, accum: int) -> subprocess.CompletedProc
     script.write_text(WORKER)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID")}
     env["OMP_NUM_THREADS"] = "1"
+    # the worker script imports the test helpers (tests/helpers/) as `helpers.*`
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), str(out), str(STEPS), str(accum)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)

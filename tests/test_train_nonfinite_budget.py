@@ -9,7 +9,7 @@ import torch
 
 from groupvit.train.loop import NonFiniteLossError
 from groupvit.train.runner import train
-from groupvit.train.toy import toy_data, toy_experiment, toy_parts
+from helpers.toy import toy_data, toy_experiment, toy_parts
 
 
 @pytest.mark.parametrize("log_every", [1, 4])

@@ -10,7 +10,7 @@ import torch
 from groupvit.train.checkpointing import FORMAT, CheckpointManager, capture_rng_state, restore_rng_state
 from groupvit.train.data_source import TrainData
 from groupvit.train.runner import train
-from groupvit.train.toy import toy_data, toy_experiment, toy_parts
+from helpers.toy import toy_data, toy_experiment, toy_parts
 
 
 class Killed(Exception):
@@ -124,7 +124,7 @@ def test_a_rerun_after_snakemake_deleted_the_outputs_keeps_the_runs_figures(tmp_
 
 
 def test_resume_with_another_launch_shape_is_refused(tmp_path):
-    from groupvit.config.dataclass_io import ConfigError
+    from groupvit.dataclass_io import ConfigError
 
     with pytest.raises(Killed):
         train(toy_experiment(steps=6, checkpoint_every=3), tmp_path, data=crashing(toy_data(), 4), parts=toy_parts())
@@ -137,7 +137,7 @@ def test_a_changed_recipe_is_never_resumed(tmp_path):
     """A finished run with another learning rate must not come back as 'already finished': refused by default,
     retrained from scratch with on_recipe_change='restart' (what the workflow passes), and logging or checkpoint
     settings alone do not count as a change."""
-    from groupvit.config.dataclass_io import ConfigError
+    from groupvit.dataclass_io import ConfigError
 
     train(toy_experiment(steps=4), tmp_path / "run", data=toy_data(), parts=toy_parts())
     first = (tmp_path / "run" / "model.pt").read_bytes()

@@ -30,6 +30,8 @@ def _config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "docs":
+        return _config_docs(check=args.check)
     cfg = _config(args)
     if args.action == "show":
         data = cfg.for_variant(args.variant).to_dict() if args.variant else cfg.to_dict()
@@ -37,6 +39,19 @@ def cmd_config(args: argparse.Namespace) -> int:
     else:
         print(f"{args.config}: preset {cfg.preset!r} is valid ({len(cfg.variants)} variants)")
     return 0
+
+
+def _config_docs(check: bool) -> int:
+    """Write config/README.md from the schema, or with check=True only report whether it is up to date."""
+    from groupvit.config.docs import DOCS_PATH, REGENERATE, render_config_docs, write_config_docs
+
+    if not check:
+        print(f"wrote {write_config_docs()}")
+        return 0
+    if DOCS_PATH.exists() and DOCS_PATH.read_text() == render_config_docs():
+        return 0
+    print(f"groupvit: {DOCS_PATH} is not what the schema generates; regenerate it with `{REGENERATE}`", file=sys.stderr)
+    return 1
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -65,16 +80,16 @@ def _eval_dataset(cfg: ExperimentConfig, name: str, split: str, root: str | None
 
     if name == "synthetic":
         return load_eval_dataset("synthetic", root or cfg.data_dir / "synthetic" / split, split="val")
-    from groupvit.data.eval_sets import reader_root
+    from groupvit.evaluation.download.sets import reader_root
 
     return load_eval_dataset(name, root or reader_root(cfg.eval_data.root, name))
 
 
 def cmd_download_eval(args: argparse.Namespace) -> int:
-    """Download, verify, extract and convert real evaluation datasets (groupvit.data.eval_sets)."""
-    from groupvit.data.archive import UnsafeArchiveError
-    from groupvit.data.eval_sets import EVAL_SETS, EvalDataError, prepare_eval_dataset
-    from groupvit.data.fetch import DownloadError
+    """Download, verify, extract and convert real evaluation datasets (groupvit.evaluation.download.sets)."""
+    from groupvit.evaluation.download.archive import UnsafeArchiveError
+    from groupvit.evaluation.download.fetch import DownloadError
+    from groupvit.evaluation.download.sets import EVAL_SETS, EvalDataError, prepare_eval_dataset
 
     cfg = _config(args)
     ed = cfg.eval_data
@@ -103,13 +118,7 @@ def _segmenter(cfg: ExperimentConfig, model, class_names, grouper_name: str, dat
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Zero-shot segmentation of one checkpoint on one dataset, plus the oracle-labelled grouping score."""
-    import math
-
-    import numpy as np
-
-    from groupvit.evaluation import (
-        SegmentationMeter, evaluate_group_oracle, evaluate_segmentation, write_metrics_json, write_per_class_csv,
-    )
+    from groupvit.evaluation import score_split, write_metrics_json, write_per_class_csv
     from groupvit.model import load_model
 
     cfg = _config(args)
@@ -121,26 +130,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = _eval_dataset(cfg, args.dataset, args.split, args.root)
     model = load_model(args.checkpoint)
     segmenter = _segmenter(cfg, model, dataset.class_names, args.grouper, args.dataset)
-    floor = SegmentationMeter(dataset.class_names, dataset.ignore_index)  # predicting background everywhere
-    result = evaluate_segmentation(
-        segmenter, dataset, max_images=cfg.eval.max_images, bootstrap=cfg.eval.bootstrap, seed=cfg.eval.cluster_seed,
-        on_image=lambda item, pred, score: floor.update(np.zeros_like(item.mask), item.mask, item.id),
-    )
-    oracle = evaluate_group_oracle(segmenter, dataset, max_images=cfg.eval.max_images)
-    foreground = [v for v in result.iou[1:] if not math.isnan(v)]
+    scored = score_split(segmenter, dataset, max_images=cfg.eval.max_images, bootstrap=cfg.eval.bootstrap,
+                         seed=cfg.eval.cluster_seed)
+    result = scored.result
     name = args.model or (args.variant if args.grouper == "groupvit" else f"{args.variant}_{args.grouper}")
     extra = {
         "variant": args.variant, "grouper": args.grouper, "split": args.split, "preset": cfg.preset,
-        "mIoU_foreground": sum(foreground) / len(foreground) if foreground else None,
-        "oracle_mIoU": oracle.miou,
-        "floor_mIoU": floor.result().miou,
+        "mIoU_foreground": scored.objects_miou,
+        "oracle_mIoU": scored.oracle.miou,
+        "floor_mIoU": scored.floor.miou,
     }
     out = Path(args.out)
     write_metrics_json(out, result, model=name, dataset=args.dataset, protocol=segmenter.protocol(),
                        checkpoint=args.checkpoint, extra=extra)
     write_per_class_csv(out.with_name(out.stem + "_per_class.csv"), result, model=name, dataset=args.dataset)
     print(f"{name} on {args.dataset}/{args.split}: mIoU {result.miou:.4f} (foreground {extra['mIoU_foreground']}, "
-          f"oracle groups {oracle.miou:.4f}) -> {out}")
+          f"oracle groups {scored.oracle.miou:.4f}) -> {out}")
     return 0
 
 
@@ -249,9 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("config", help="show or validate the resolved config of a preset")
-    p.add_argument("action", choices=["show", "validate"])
+    p = sub.add_parser("config", help="show or validate the resolved config of a preset; docs: write config/README.md")
+    p.add_argument("action", choices=["show", "validate", "docs"])
     p.add_argument("--variant", default=None, help="show the config a variant trains with")
+    p.add_argument("--check", action="store_true", help="docs: only exit 1 when config/README.md is out of date")
     _add_config_args(p)
     p.set_defaults(func=cmd_config)
 

@@ -4,7 +4,9 @@ from pathlib import Path
 
 # The workflow drives the project's own package; make it importable from a plain checkout too.
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
-from groupvit.config import ConfigError, resolve_preset, to_dict, training_recipe, validate_raw  # noqa: E402
+from groupvit.code_digest import code_digest, notebook_entries  # noqa: E402
+from groupvit.config import ConfigError, resolve_preset, to_dict, validate_raw  # noqa: E402
+from groupvit.train.recipe import training_recipe  # noqa: E402
 
 # Validation against schemas/config.schema.yaml (the CLI uses the same file and messages): a bad key, type, value,
 # preset or variant name stops the DAG build with the key path and the allowed values.
@@ -35,6 +37,17 @@ def pretrain_threads(wildcards):
     if len(runs) % 2 == 1 and f"{wildcards.variant}/{wildcards.seed}" == runs[-1]:
         return max(JOB_THREADS, workflow.cores)
     return JOB_THREADS
+
+
+# The code each kind of job runs, as a param: a change to that code reruns exactly those jobs (and their descendants).
+# Comments, docstrings and formatting are not part of the digest (groupvit.code_digest), so editing them reruns nothing.
+CODE = {
+    "synth": code_digest(["groupvit.cli:cmd_synth"]),
+    "train": code_digest(["groupvit.cli:cmd_train"]),
+    "evaluate": code_digest(["groupvit.cli:cmd_evaluate"]),
+    "tables": code_digest(["groupvit.cli:cmd_tables"]),
+    "report": code_digest(notebook_entries(Path(workflow.basedir).parent / "notebooks" / "report.ipynb")),
+}
 
 
 def digest(section):

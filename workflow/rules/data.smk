@@ -10,6 +10,7 @@ rule synthesize_world:
     params:
         config_args=CONFIG_ARGS,
         world=digest(EXP.world),
+        code=CODE["synth"],
         out=lambda wildcards, output: Path(output.card).parent,
     log:
         f"{LOGS}/synthesize_world.log",

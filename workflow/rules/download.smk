@@ -23,7 +23,7 @@ PAIRS_DONE = f"{dataset_dir(EXP.pairs, PRESET, '{pairs}')}/{DONE_FILE}"
 # whose rule takes train_data_inputs (common.smk) when it is parsed.
 _train_data_inputs_without_pairs = train_data_inputs
 train_data_inputs = lambda wildcards: _train_data_inputs_without_pairs(wildcards) + expand(  # noqa: E731
-    PAIRS_DONE, pairs=datasets_to_download(EXP)
+    PAIRS_DONE, pairs=datasets_to_download(EXP.pairs, PRESET, EXP.data.shards if EXP.data.source == "webdataset" else [])
 )
 
 

@@ -14,6 +14,7 @@ rule evaluate:
         variant=lambda wildcards: MODELS[wildcards.model][0],
         grouper=lambda wildcards: MODELS[wildcards.model][1],
         protocol=lambda wildcards: digest(EXP.for_variant(MODELS[wildcards.model][0]).eval),  # the variant's own
+        code=CODE["evaluate"],
     log:
         f"{LOGS}/evaluate/{{model}}_seed{{seed}}_{{dataset}}.log",
     threads: JOB_THREADS

@@ -15,6 +15,7 @@ rule pretrain:
         run_dir=lambda wildcards, output: Path(output.model).parent,
         # what the run learns from (world, data, model, train; not eval, study or logging settings): a change retrains
         recipe=lambda wildcards: digest(training_recipe(EXP.for_variant(wildcards.variant))),
+        code=CODE["train"],
         # one process per GPU of the job (torchrun, DDP) when a profile gives it several; a plain process otherwise
         launcher=lambda wildcards, resources: (
             f"torchrun --standalone --nproc_per_node {resources.gpu} --no-python " if resources.gpu > 1 else ""

@@ -1,6 +1,12 @@
 # Report: the parameterised notebook executed by papermill, rendered to code-free HTML.
 
 
+# Every figure the notebook writes, declared so that a figure no cell writes any more cannot linger among the outputs;
+# the qualitative grids exist only for the synthetic world, whose images the notebook segments.
+REPORT_FIGURES = ["miou_bars", "per_class_iou", "training_curves"]
+REPORT_FIGURES += ["qualitative", "qualitative_hard"] if EXP.eval.datasets[0] == "synthetic" else []
+
+
 rule report:
     input:
         notebook="notebooks/report.ipynb",
@@ -10,12 +16,14 @@ rule report:
     output:
         notebook=f"{RESULTS}/reports/report.ipynb",
         html=report(f"{RESULTS}/reports/report.html", caption="../report/report.rst", category="Report"),
+        figures=[report(f"{RESULTS}/figures/{name}.png", category="Figures") for name in REPORT_FIGURES],
     params:
         preset=PRESET,
         results=lambda wildcards, output: Path(output.notebook).parents[1],
         runs=lambda wildcards, input: Path(input.model).parents[2],
         data=lambda wildcards, input: Path(input.data[0]).parents[1] if input.data else f"data/{PRESET}",
         html_dir=lambda wildcards, output: Path(output.html).parent,
+        code=CODE["report"],
     log:
         f"{LOGS}/report.log",
     conda:

@@ -1,6 +1,10 @@
 # Tables: every metrics file and run summary of the study -> the paper's tables with the published numbers beside,
 # the reproduction checks, DVC metrics and the training curves.
 
+TABLE_FILES = [f"{table}.{ext}" for table in ("assignment_x_multilabel", "group_tokens", "stages", "per_class_iou")
+               for ext in ("md", "csv")]
+TABLE_FILES += ["zero_shot.csv", "grouping_vs_baselines.csv", "checks.json", "variants.csv", "runs.csv"]
+
 
 rule tables:
     input:
@@ -15,9 +19,12 @@ rule tables:
         dvc_metrics=f"{RESULTS}/metrics.json",
         metrics_long=f"{RESULTS}/metrics_long.csv",
         curves=f"{RESULTS}/training_curves.csv",
+        # every other file `groupvit tables` writes, declared so that none can linger from an earlier run
+        other=[f"{RESULTS}/tables/{name}" for name in TABLE_FILES],
     params:
         config_args=CONFIG_ARGS,
         out=lambda wildcards, output: Path(output.dvc_metrics).parent,
+        code=CODE["tables"],
     log:
         f"{LOGS}/tables.log",
     conda:

@@ -1,9 +1,7 @@
 """One config for the CLI, Snakemake and DVC: typed dataclasses resolved from config/config.yaml."""
-from groupvit.config.dataclass_io import ConfigError, deep_merge, flatten, from_dict, to_dict
+from groupvit.dataclass_io import ConfigError, deep_merge, flatten, from_dict, to_dict
 from groupvit.config.experiment import (
     DEFAULT_CONFIG,
-    OPERATIONAL_KEYS,
-    RECIPE_SECTIONS,
     SCHEMA_PATH,
     ExperimentConfig,
     StudyConfig,
@@ -11,12 +9,11 @@ from groupvit.config.experiment import (
     load_config,
     read_config_file,
     resolve_preset,
-    training_recipe,
     validate_raw,
 )
 
 __all__ = [
-    "ConfigError", "deep_merge", "flatten", "from_dict", "to_dict", "DEFAULT_CONFIG", "OPERATIONAL_KEYS",
-    "RECIPE_SECTIONS", "SCHEMA_PATH", "ExperimentConfig", "StudyConfig", "VariantConfig", "load_config",
-    "read_config_file", "resolve_preset", "training_recipe", "validate_raw",
+    "ConfigError", "deep_merge", "flatten", "from_dict", "to_dict", "DEFAULT_CONFIG", "SCHEMA_PATH",
+    "ExperimentConfig", "StudyConfig", "VariantConfig", "load_config", "read_config_file", "resolve_preset",
+    "validate_raw",
 ]

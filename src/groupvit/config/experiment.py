@@ -13,13 +13,15 @@ from typing import Any
 
 import yaml
 
-from groupvit.config.dataclass_io import ConfigError, deep_merge, flatten, from_dict, to_dict
+from groupvit.dataclass_io import ConfigError, deep_merge, from_dict, to_dict
 from groupvit.data.config import DataConfig
-from groupvit.data.eval_config import EvalDataConfig
 from groupvit.data.pairs.config import PairsConfig
 from groupvit.data.world.config import WorldConfig
+from groupvit.data.world.rules import check_world_rules
 from groupvit.evaluation.config import EvalConfig
+from groupvit.evaluation.download.config import EvalDataConfig
 from groupvit.model.config import ModelConfig
+from groupvit.model.rules import check_model_rules
 from groupvit.train.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -45,16 +47,6 @@ class StudyConfig:
     main_variant: str = "groupvit_2stage"
     variants: list[str] = field(default_factory=lambda: ["groupvit_2stage"])
     seeds: list[int] = field(default_factory=lambda: [0])
-
-
-# What decides what a training run learns: the trainer refuses to resume a run across a change of these, and the
-# workflow retrains a run exactly when they change (an evaluation, study or report setting retrains nothing).
-RECIPE_SECTIONS = ("world", "data", "model", "train")
-# Settings that change how a run is executed or logged, not what it learns.
-OPERATIONAL_KEYS = frozenset({
-    "train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.time_budget_s", "train.device",
-    "train.compile", "train.nonfinite", "data.num_workers",
-})
 
 
 @dataclass
@@ -117,7 +109,8 @@ def _build(raw: dict, where: str = "") -> ExperimentConfig:
 
 
 def _check_semantics(cfg: ExperimentConfig) -> None:
-    """Cross-field rules a JSON schema cannot express."""
+    """The one check of the rules between fields that the JSON schema (types, allowed values, ranges) cannot
+    express; it runs on every resolved preset and variant."""
     for name, variant in cfg.variants.items():
         bad = sorted(set(variant.overrides) - set(VARIANT_SECTIONS))
         if bad:
@@ -130,29 +123,12 @@ def _check_semantics(cfg: ExperimentConfig) -> None:
             raise ConfigError(
                 f"study: variant {name!r} is not declared under variants; valid variants: {sorted(cfg.variants)}"
             )
-    img = cfg.model.image
-    if img.image_size % img.patch_size:
-        raise ConfigError(
-            f"model.image.image_size: {img.image_size} is not a multiple of model.image.patch_size {img.patch_size}"
-        )
-    if img.grouping:
-        if len(img.num_group_tokens) != len(img.depths):
-            raise ConfigError(
-                f"model.image.num_group_tokens: needs one entry per stage in model.image.depths "
-                f"({len(img.depths)}), got {img.num_group_tokens}"
-            )
-        if len(img.num_output_groups) != len(img.depths) - 1 or img.num_group_tokens[-1] != 0:
-            raise ConfigError(
-                "model.image.num_output_groups: needs one entry per grouping stage (len(depths) - 1) and the last "
-                f"stage must have 0 group tokens; got depths={img.depths}, num_group_tokens={img.num_group_tokens}, "
-                f"num_output_groups={img.num_output_groups}"
-            )
-    lo, hi = cfg.world.objects_per_image
-    if not 1 <= lo <= hi:
-        raise ConfigError(f"world.objects_per_image: need 1 <= min <= max, got {cfg.world.objects_per_image}")
-    smin, smax = cfg.world.object_size
-    if not 0 < smin <= smax <= 1:
-        raise ConfigError(f"world.object_size: need 0 < min <= max <= 1 (fractions of the image), got {[smin, smax]}")
+    # The model's and the world's rules live with them (their libraries check them again when used alone).
+    for section, check in (("model", check_model_rules), ("world", check_world_rules)):
+        try:
+            check(getattr(cfg, section))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 def _format_schema_error(err: Any) -> str:
@@ -246,14 +222,6 @@ def load_config(
 
 __all__ = [
     "ConfigError", "ExperimentConfig", "StudyConfig", "VariantConfig", "load_config", "read_config_file",
-    "resolve_preset", "validate_raw", "DEFAULT_CONFIG", "SCHEMA_PATH", "OPERATIONAL_KEYS", "RECIPE_SECTIONS",
-    "training_recipe",
+    "resolve_preset", "validate_raw", "DEFAULT_CONFIG", "SCHEMA_PATH",
 ]
 
-
-def training_recipe(cfg: ExperimentConfig | dict) -> dict[str, Any]:
-    """{dotted key: value} of every setting in RECIPE_SECTIONS that is not operational: what a run learns from.
-    Takes a config or its dict form (a checkpoint's saved config, which may predate a section)."""
-    raw = cfg if isinstance(cfg, dict) else to_dict(cfg)
-    flat = flatten({section: raw.get(section, {}) for section in RECIPE_SECTIONS})
-    return {key: value for key, value in flat.items() if key not in OPERATIONAL_KEYS}

@@ -9,7 +9,9 @@ Modules, one job each:
   windows         short-side resize, sliding windows, padding to the patch grid
   grouping        Groups record and the model's own grouper; baselines: ViT + clustering groupers
   segmenter       ZeroShotSegmenter; evaluate: split loop, group oracle, qualitative samples
+  split_score     score_split: mIoU, objects-only mIoU, all-background floor and group oracle of one split
   datasets/       synthetic, VOC, Context, COCO-Object readers; classification: zero-shot accuracy
+  download/       the real datasets' download, verification and conversion (groupvit download-eval)
   overlays        segment_images: overlays for your own photos; figures, palette: report plots
 
 The package import stays light (the config loader imports EvalConfig from here); the API below loads lazily.
@@ -29,6 +31,9 @@ _LAZY = {
     "evaluate_segmentation": "evaluate",
     "evaluate_group_oracle": "evaluate",
     "collect_qualitative": "evaluate",
+    "SplitScore": "split_score",
+    "objects_miou": "split_score",
+    "score_split": "split_score",
     "load_eval_dataset": "datasets",
     "sha256_file": "report_io",
     "write_metrics_json": "report_io",

@@ -19,6 +19,7 @@ _LAZY = {
     "GroupingOutput": "outputs",
     "ImageEncoderConfig": "config",
     "ImageEncoderOutput": "outputs",
+    "LossConfig": "config",
     "ModelConfig": "config",
     "TextEncoderConfig": "config",
     "WordPieceTokenizer": "tokenizer",
@@ -42,7 +43,7 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [
     "ArchitectureMismatch", "ClipBpeTokenizer", "GroupViTLoss", "GroupViTModel", "GroupingOutput",
-    "ImageEncoderConfig", "ImageEncoderOutput", "ModelConfig", "TextEncoderConfig", "WordPieceTokenizer",
+    "ImageEncoderConfig", "ImageEncoderOutput", "LossConfig", "ModelConfig", "TextEncoderConfig", "WordPieceTokenizer",
     "build_model", "build_tokenizer", "checkpoint_filter_fn", "contrastive_loss", "convert_hf_state_dict",
     "convert_nvlabs_state_dict", "infer_model_config", "load_checkpoint_state", "load_model",
     "model_config_from_dict", "model_config_from_hf", "multi_label_loss", "save_checkpoint", "validate_model_config",

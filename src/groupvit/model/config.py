@@ -1,7 +1,9 @@
-"""Architectures as data. Defaults are the paper's 2-stage GroupViT (reference: shared groupvit.md)."""
+"""Architectures and the loss as data. Defaults are the paper's 2-stage GroupViT (reference: shared groupvit.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from groupvit.dataclass_io import ConfigError, from_dict
 
 
 @dataclass
@@ -30,57 +32,29 @@ class ImageEncoderConfig:
     gumbel: bool = True  # Gumbel(0,1) noise on assignment logits in training
     gumbel_tau: float = 1.0
     assign_eps: float = 1.0  # row normalisation eps; 1e-10 was reported unstable
-    # Group-token initialisation. With the official std 0.02 the group tokens start nearly identical, and the grouping
-    # block's token-mixing MLP + LayerNorm then turns near-identical inputs into +/- copies of one vector: two
-    # effective groups (docs/embedded-world.md measures it). CPU option: a larger std gives distinct starting groups.
+    # CPU levers, each off (official value) in the paper recipe; docs/embedded-world.md gives the result behind each.
+    # Larger group-token init: with the official std 0.02 the group tokens start nearly identical and the grouping
+    # block's token-mixing MLP + LayerNorm turns them into +/- copies of one vector (two effective groups).
     group_token_init_std: float = 0.02  # trunc-normal std of the first grouping stage's group tokens (official 0.02)
     projected_group_token_init_std: float = 0.0  # later stages' additive group tokens (official: zeros)
-    # Init of the assignment's value path (v_proj, proj). Officially trunc-normal(.02): a new segment token then carries
-    # its member tokens at ~0.5% of the magnitude of the LayerNormed group query it is added to, so at init segments
-    # say almost nothing about the image (measured in docs/embedded-world.md). CPU option `identity`: a segment
-    # starts as the weighted mean of its tokens.
+    # Init of the assignment's value path (v_proj, proj): `trunc_normal` (official), or `identity`, so a segment
+    # starts as the weighted mean of its tokens instead of carrying them at a tiny fraction of its group query.
     assign_value_init: str = "trunc_normal"  # trunc_normal (official) | identity
-    # Multiplier on the assignment logits (official 1: q.k / sqrt(dim)). At init those logits spread ~0.1 across groups
-    # against Gumbel noise of std 1.28, so hard training assignments are random partitions and the model learns to
-    # ignore them; a small run never grows them 10x. CPU option: start them larger.
+    # Multiplier on the assignment logits q.k / sqrt(dim) (official 1): at init they spread far less than the Gumbel
+    # noise, so hard training partitions are random; a larger scale makes them follow the image.
     assign_logit_scale: float = 1.0
-    # How the assignment logits are made: `dot` (official, q.k / sqrt(dim), unbounded) or `cosine` (cos(q, k) times
-    # assign_logit_scale, so no logit can exceed the scale). Every training that stayed on the loss plateau had its
-    # stage-1 softmax saturate by step 300 (normalised entropy 0.02-0.43 against 0.91-0.99 for trainings that learned,
-    # docs/embedded-world.md, session 5): one group takes ~75% of the tokens and the straight-through gradient of a
-    # saturated softmax is ~0, so nothing (the group-usage term included) can undo it. CPU option.
-    assign_logits: str = "dot"
-    # A learned embedding per output group, added to the token-mixing MLP's output before its LayerNorm. Officially
-    # the groups are only that MLP's mix of the (near-identical) group tokens, which trained models turn into copies
-    # (|cos| 0.9-0.99 between a stage's groups, docs/embedded-world.md). CPU option: a distinct identity per group.
+    # A learned embedding per output group, added to the token-mixing MLP's output before its LayerNorm, so the
+    # groups of a stage stay distinct queries instead of copies of one.
     group_query_embed: bool = False
-    # A new segment is proj(weighted mean of its tokens) + its own group query (official: `group`). The queries have
-    # cross-attended to the whole image and differ per group, so a segment's embedding can say "I am group 5" and
-    # carry the image's nouns whatever its members are (measured: background segments named as the object).
-    # CPU options: `mean` adds the mean of the queries to every segment (the image summary stays, the group identity
-    # goes, so segments differ only by their members); `none` adds nothing (measured: the model no longer learns).
-    segment_query_residual: str = "group"  # group (official) | mean | none
-    segment_query_scale: float = 1.0  # multiplies that residual (official 1); 0.1-0.3 measured: stays on the plateau
-    # CPU option: also give each final segment a members-only embedding: patch-grid tokens (member_source) averaged
+    # Also give each final segment a members-only embedding: the tokens the first grouping block merged, averaged
     # over the pixels the composed assignment gives the segment (straight-through in hard mode), so no group query
-    # and no other segment enters it. Trained by loss.multi_label_pooling=members and read
-    # out by eval.segment_embeds=members; the official segments (query path) still carry the contrastive loss.
+    # and no other segment enters it. Trained by loss.multi_label_pooling=members, read out by
+    # eval.segment_embeds=members; the official segments still carry the image-text contrastive loss.
     member_embeds: bool = False
-    # where the members' tokens come from: `grouped` (what the first grouping merged, after its stage's blocks of
-    # global attention) or `patches` (the patch embedding: local, no attention has mixed them; measured: the
-    # multi-label loss stays at chance, docs/embedded-world.md)
-    # or `local` (the first stage's tokens after its first_stage_local_blocks local-attention blocks: naming by the
-    # pixels, while the global blocks after them decide the partition)
-    member_source: str = "grouped"
-    # CPU option: in the first stage's blocks an image token attends only to image tokens within this Chebyshev radius
-    # on the patch grid (and not to the group tokens, which read the whole image); 0 = global attention (official).
-    # Tokens that are local when the first grouping merges them can be named by their own pixels (session 4).
+    # In the first stage's blocks an image token attends only to image tokens within this Chebyshev radius on the
+    # patch grid (and not to the group tokens, which read the whole image); 0 = global attention (official). Tokens
+    # that are local when the first grouping merges them can be named by their own pixels.
     first_stage_token_radius: int = 0
-    # How many of the first stage's blocks are local (0 = all). Local tokens name segments by their own pixels but
-    # group by position (session 6: an object token and a background token share a stage-1 group 16-60% of the time,
-    # against 7-21% with global attention); with k < depths[0] the last blocks attend globally and decide the partition,
-    # and member_source=local names the segments from the tokens after the k local blocks.
-    first_stage_local_blocks: int = 0
     assign_mlp_ratio: list[float] = field(default_factory=lambda: [0.5, 4.0])  # grouping block: token-mixing MLP
     # hidden = ratio[0] x embed_dim, channel MLP hidden = ratio[1] x embed_dim (official and HF defaults)
     grouping: bool = True  # False = plain ViT (no group tokens, no grouping blocks) for the baselines
@@ -111,29 +85,38 @@ class ModelConfig:
     attn_impl: str = "sdpa"  # sdpa (F.scaled_dot_product_attention) | eager (explicit softmax; same numbers)
 
 
+@dataclass
+class LossConfig:
+    """The loss terms and their weights (train.loss in the config); defaults are the paper's."""
+
+    contrastive_weight: float = 1.0
+    multi_label_weight: float = 1.0  # 0 disables the multi-label loss
+    multi_label_form: str = "mean_log"  # mean_log (official code) | log_sum (paper's equation)
+    multi_label_pooling: str = "image"  # image (paper) | members (needs model.image.member_embeds)
+    group_usage_weight: float = 0.0  # against the collapse of all tokens into one or two groups
+    assign_logit_spread_weight: float = 0.0  # keeps the stage-1 assignment softmax from saturating
+
+
+# Keys of removed options that old checkpoints store, with the one value the code now builds.
+_REMOVED_IMAGE_KEYS = {
+    "assign_logits": "dot", "segment_query_residual": "group", "segment_query_scale": 1.0,
+    "member_source": "grouped", "first_stage_local_blocks": 0,
+}
+
+
 def model_config_from_dict(data: dict, path: str = "model") -> ModelConfig:
     """Rebuild a ModelConfig from its dataclasses.asdict form (what our checkpoints store).
 
-    Missing keys take the defaults (older checkpoints load); unknown keys raise, naming their key path, because a
-    field this code does not know could change the architecture.
+    Missing keys take the defaults; unknown keys raise, naming their key path, because a field this code does not
+    know could change the architecture. A removed option's key loads when it holds the value now built in.
     """
-    return _from_dict(ModelConfig, data, path)
-
-
-def _from_dict(cls, data: dict, path: str):
-    import dataclasses
-
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(f"{path}: unknown field(s) {unknown} for {cls.__name__}")
-    kwargs = {}
-    for name, value in data.items():
-        sub = {"image": ImageEncoderConfig, "text": TextEncoderConfig}.get(name) if cls is ModelConfig else None
-        if sub is not None:
-            kwargs[name] = _from_dict(sub, value, f"{path}.{name}")
-        else:
-            kwargs[name] = list(value) if isinstance(value, tuple) else value
-    return cls(**kwargs)
+        raise ConfigError(f"{path}: expected a mapping for ModelConfig, got {type(data).__name__}")
+    if isinstance(data.get("image"), dict):
+        image = dict(data["image"])
+        for key, value in _REMOVED_IMAGE_KEYS.items():
+            if key in image and image.pop(key) != value:
+                raise ConfigError(f"{path}.image.{key}={data['image'][key]!r}: this option was removed; only "
+                                  f"{value!r} (what the model now builds) loads")
+        data = {**data, "image": image}
+    return from_dict(ModelConfig, data, path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gather_features", "gather_keys"]
+__all__ = ["gather_features"]
 
 
 def gather_features(x: torch.Tensor, world_size: int) -> torch.Tensor:
@@ -21,13 +21,3 @@ def gather_features(x: torch.Tensor, world_size: int) -> torch.Tensor:
 
     return torch.cat(all_gather(x.contiguous()), dim=0)
 
-
-def gather_keys(x: torch.Tensor, world_size: int) -> torch.Tensor:
-    """Concatenate integer keys [B, ...] from all ranks (no gradient); identity for one process."""
-    if world_size == 1:
-        return x
-    import torch.distributed as dist
-
-    parts = [torch.empty_like(x) for _ in range(world_size)]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)

@@ -16,7 +16,6 @@ from torch import nn
 
 from .attention import set_attn_impl
 from .config import ModelConfig
-from .grouping import StraightThroughOneHot
 from .heads import ProjectionHead
 from .image_encoder import GroupViTImageEncoder
 from .outputs import GroupingOutput, assignments_to_grid
@@ -24,15 +23,7 @@ from .text_encoder import build_text_encoder
 from .tokenizer import Tokenizer, build_tokenizer
 from .vit import ViTImageEncoder
 
-__all__ = ["GroupViTModel", "text_key"]
-
-
-def text_key(tokens: torch.Tensor) -> torch.Tensor:
-    """An int64 hash of each token sequence [..., L] -> [...]: equal for identical texts, the same on every rank
-    (fixed weights), so losses can treat copies of one text as one positive."""
-    generator = torch.Generator().manual_seed(0)
-    weights = torch.randint(1, 2**62, (tokens.shape[-1],), generator=generator, dtype=torch.int64)
-    return (tokens.long() * weights.to(tokens.device)).sum(dim=-1)
+__all__ = ["GroupViTModel"]
 
 
 class GroupViTModel(nn.Module):
@@ -57,12 +48,6 @@ class GroupViTModel(nn.Module):
     @property
     def patch_size(self) -> int:
         return self.cfg.image.patch_size
-
-    def set_hard_assignment(self, enabled: bool) -> None:
-        """Switch the straight-through one-hot grouping on or off (a no-op for soft-assignment models)."""
-        for module in self.modules():
-            if isinstance(module, StraightThroughOneHot):
-                module.enabled = enabled
 
     def _scale(self, param: torch.Tensor) -> torch.Tensor:
         return param.exp().clamp(max=self.cfg.logit_scale_max)
@@ -118,20 +103,14 @@ class GroupViTModel(nn.Module):
     # ---- training ----------------------------------------------------------------------------------------------
     def forward(
         self, image: torch.Tensor, text: torch.Tensor, prompts: torch.Tensor | None = None, with_groups: bool = False,
-        with_text_keys: bool = False,
     ) -> dict[str, Any]:
         """image [B, 3, H, W], text [B, L], prompts [B, K, L] -> the loss's keyword arguments.
 
         with_groups (GroupViT only; asked for by losses that score segments): also `group_embed` [B, G, D] (the
         final segments, projected in the same head pass as the pooled embedding), `soft_assignments` (per stage)
         and, with image.member_embeds, `member_embed` [B, G, D] (the segments' members-only copies, same pass).
-        with_text_keys: also `text_key` [B] and `prompt_key` [B, K], equal exactly for identical token sequences.
         """
         out: dict[str, Any] = {"logit_scale": self._scale(self.logit_scale)}
-        if with_text_keys:
-            out["text_key"] = text_key(text)
-            if prompts is not None:
-                out["prompt_key"] = text_key(prompts)
         if with_groups and self.is_grouping:
             encoded = self.image_encoder(image)
             parts = [encoded.pooled[:, None], encoded.tokens]

@@ -10,7 +10,6 @@ nn.Identity when disabled, so `forward` has no mode branches.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 
@@ -53,13 +52,8 @@ class StraightThroughOneHot(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.dim = dim
-        # Switched off for the first train.soft_assignment_steps steps of a CPU run (a probe found soft-then-hard
-        # grouping collapses less on small data); always on in the paper recipe.
-        self.enabled = True
 
     def forward(self, soft: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
-            return soft
         index = soft.argmax(dim=self.dim, keepdim=True)
         hard = torch.zeros_like(soft).scatter_(self.dim, index, 1.0)
         return hard - soft.detach() + soft
@@ -76,7 +70,6 @@ class AssignAttention(nn.Module):
         gumbel_tau: Gumbel-softmax temperature.
         assign_eps: added to each group's assignment sum before the row normalisation.
         logit_scale: multiplier on the assignment logits (official 1).
-        logits: `dot` (official: q.k / sqrt(dim)) or `cosine` (cos(q, k), bounded by logit_scale; CPU option).
 
     Returns from forward: (new group features [B, G, C], soft assignment [B, G, N] (noise-free softmax, with
     gradient), hard assignment [B, G, N] (detached one-hot of the assignment used, Gumbel noise included)).
@@ -91,13 +84,9 @@ class AssignAttention(nn.Module):
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
         logit_scale: float = 1.0,
-        logits: str = "dot",
     ) -> None:
         super().__init__()
-        if logits not in ("dot", "cosine"):
-            raise ValueError(f"assignment logits must be dot or cosine, got {logits!r}")
-        self.cosine = logits == "cosine"
-        self.scale = logit_scale if self.cosine else logit_scale * dim**-0.5
+        self.scale = logit_scale * dim**-0.5
         self.assign_eps = assign_eps
         self.q_proj = nn.Linear(dim, dim, bias=qkv_bias)
         self.k_proj = nn.Linear(dim, dim, bias=qkv_bias)
@@ -110,8 +99,6 @@ class AssignAttention(nn.Module):
         self, query: torch.Tensor, key: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         q, k = self.q_proj(query), self.k_proj(key)
-        if self.cosine:
-            q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         raw = (q @ k.transpose(-2, -1)) * self.scale  # [B, G, N]
         soft = raw.softmax(dim=1)
         noisy = self.noise(raw)
@@ -134,11 +121,8 @@ class GroupingBlock(nn.Module):
         assign_mlp_ratio: (token-mixing hidden, channel MLP hidden) as multiples of dim; official (0.5, 4).
         mlp_ratio: MLP ratio of the pre-assignment cross-attention block (official 4).
         hard, gumbel, gumbel_tau, assign_eps: see AssignAttention.
-        assign_logit_scale, assign_logits: AssignAttention's logit_scale and logits.
+        assign_logit_scale: AssignAttention's logit_scale.
         group_query_embed: add a learned per-output-group embedding (std 1) to the token-mixing MLP's output.
-        segment_query_residual: what each new segment adds to its members' mean: its own group query (`group`,
-            official), the mean of the queries (`mean`: no group identity) or nothing (`none`).
-        segment_query_scale: multiplier on that residual (official 1).
         act_layer, norm_layer: layer classes.
     """
 
@@ -155,20 +139,13 @@ class GroupingBlock(nn.Module):
         gumbel_tau: float = 1.0,
         assign_eps: float = 1.0,
         assign_logit_scale: float = 1.0,
-        assign_logits: str = "dot",
         group_query_embed: bool = False,
-        segment_query_residual: str = "group",
-        segment_query_scale: float = 1.0,
         act_layer: type[nn.Module] = nn.GELU,
         norm_layer: type[nn.Module] = nn.LayerNorm,
     ) -> None:
         super().__init__()
         tokens_dim, channels_dim = int(assign_mlp_ratio[0] * dim), int(assign_mlp_ratio[1] * dim)
         self.num_output_groups = num_output_groups
-        if segment_query_residual not in ("group", "mean", "none"):
-            raise ValueError(f"segment_query_residual must be group, mean or none, got {segment_query_residual!r}")
-        self.segment_query_residual = segment_query_residual
-        self.segment_query_scale = segment_query_scale
         self.norm_tokens = norm_layer(dim)
         self.mlp_inter = TokenMixingMlp(num_group_tokens, tokens_dim, num_output_groups, act_layer=act_layer)
         if group_query_embed:  # CPU option: a distinct learned identity per output group
@@ -182,7 +159,7 @@ class GroupingBlock(nn.Module):
         )
         self.assign = AssignAttention(
             dim, hard=hard, gumbel=gumbel, gumbel_tau=gumbel_tau, assign_eps=assign_eps,
-            logit_scale=assign_logit_scale, logits=assign_logits,
+            logit_scale=assign_logit_scale,
         )
         self.norm_new_x = norm_layer(dim)
         self.mlp_channels = Mlp(dim, channels_dim, dim, act_layer=act_layer)
@@ -199,9 +176,6 @@ class GroupingBlock(nn.Module):
         groups = self.norm_post_tokens(groups)
         groups = self.pre_assign_attn(groups, x)
         new_x, soft, hard = self.assign(groups, x)
-        if self.segment_query_residual == "group":
-            new_x = new_x + self.segment_query_scale * groups
-        elif self.segment_query_residual == "mean":
-            new_x = new_x + self.segment_query_scale * groups.mean(dim=1, keepdim=True)
+        new_x = new_x + groups  # a segment = projected mean of its members + its group query (official)
         new_x = new_x + self.mlp_channels(self.norm_new_x(new_x))
         return new_x, soft, hard

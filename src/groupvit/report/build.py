@@ -21,8 +21,10 @@ def training_curves(runs_dir: Path) -> pd.DataFrame:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if rows:
             frame = pd.DataFrame(rows)
-            frame.insert(0, "seed", int(path.parent.name.removeprefix("seed")))
-            frame.insert(0, "variant", path.parent.parent.name)
+            seed, variant = int(path.parent.name.removeprefix("seed")), path.parent.parent.name
+            frame.insert(0, "seed", seed)
+            frame.insert(0, "variant", variant)
+            frame.insert(0, "run", f"{variant}/seed{seed}")  # one series per run in `dvc plots show`
             frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -1,6 +1,14 @@
 """Which of the paper's claims hold in this study, computed from the numbers (the report prints these, nobody
-writes them by hand). A claim compares two mean mIoUs: it holds when the first leads by more than TIE_MARGIN points,
-and is called clear only when, with several seeds, the lead also exceeds the larger seed standard deviation."""
+writes them by hand).
+
+A claim compares two models' mean mIoU over seeds and gets one of three verdicts:
+- **holds**: the first leads by more than TIE_MARGIN points, each side has at least two seeds, and the lead is beyond
+  both the seed spread (the larger seed standard deviation) and the images' bootstrap 95% intervals (they do not
+  overlap);
+- **direction only**: the first leads by more than TIE_MARGIN, but within the spread or the intervals, or a side has a
+  single seed (training noise is then unmeasured);
+- **does not hold**: a tie (within TIE_MARGIN) or the opposite ordering.
+"""
 from __future__ import annotations
 
 import math
@@ -10,10 +18,10 @@ import pandas as pd
 
 from groupvit.config import ExperimentConfig
 from groupvit.report.collect import variant_attributes
-from groupvit.report.tables import members, seed_stats
-
+from groupvit.report.tables import members
 
 TIE_MARGIN = 0.5  # mIoU points: smaller gaps are ties, not orderings
+HOLDS, DIRECTION, FAILS, UNTESTED = "holds", "direction only", "does not hold", "not tested"
 
 
 @dataclass
@@ -21,34 +29,77 @@ class Check:
     claim: str
     paper: str
     ours: str
-    holds: bool | None  # None: the study lacks the variants to test it
-    clear: bool = False
-
-    def line(self) -> str:
-        verdict = {True: "holds" + (" (clearly)" if self.clear else " (within seed noise or single seed)"),
-                   False: "does NOT hold", None: "not tested"}[self.holds]
-        return f"- **{self.claim}**: {verdict}. Ours: {self.ours}. Paper: {self.paper}."
+    verdict: str  # HOLDS, DIRECTION, FAILS or UNTESTED
+    why: str = ""
 
 
-def _value(stats: pd.DataFrame, model: str, dataset: str) -> tuple[float, float, int]:
-    row = stats[(stats.model == model) & (stats.dataset == dataset)]
-    if row.empty:
-        return math.nan, math.nan, 0
-    r = row.iloc[0]
-    return float(r["mIoU_mean"]), float(r["mIoU_std"]), int(r["seeds"])
+@dataclass
+class Score:
+    """A model's mIoU over seeds: mean, seed standard deviation, seed count and the mean bootstrap 95% interval."""
+    model: str
+    mean: float
+    std: float
+    seeds: int
+    low: float
+    high: float
+
+    def text(self) -> str:
+        spread = f" ± {self.std:.1f}" if self.seeds > 1 else ""
+        ci = f", 95% CI {self.low:.1f}-{self.high:.1f}" if not math.isnan(self.low) else ""
+        return f"{self.model} {self.mean:.1f}{spread} ({self.seeds} seed{'s' if self.seeds > 1 else ''}{ci})"
 
 
-def _compare(claim: str, paper: str, stats: pd.DataFrame, dataset: str, a: str | None, b: str | None) -> Check:
+def score(metrics: pd.DataFrame, model: str, dataset: str) -> Score | None:
+    rows = metrics[(metrics.model == model) & (metrics.dataset == dataset)]
+    if rows.empty or rows["mIoU"].isna().all():
+        return None
+    ci = [rows[c].mean() if c in rows else math.nan for c in ("mIoU_ci95_low", "mIoU_ci95_high")]
+    std = float(rows["mIoU"].std()) if len(rows) > 1 else math.nan
+    return Score(model, float(rows["mIoU"].mean()), std, len(rows), float(ci[0]), float(ci[1]))
+
+
+def compare(claim: str, paper: str, metrics: pd.DataFrame, dataset: str, a: str | None, b: str | None) -> Check:
+    """The claim "a beats b" (see the module docstring for the verdicts)."""
     if a is None or b is None:
-        return Check(claim, paper, "the study has no such pair of variants", None)
-    (ma, sa, na), (mb, sb, nb) = _value(stats, a, dataset), _value(stats, b, dataset)
-    if math.isnan(ma) or math.isnan(mb):
-        return Check(claim, paper, f"missing metrics for {a} or {b}", None)
-    spread = max(x for x in (sa, sb, 0.0) if not math.isnan(x))
-    lead = ma - mb
-    clear = min(na, nb) > 1 and lead > max(spread, TIE_MARGIN)
-    tie = " (a tie)" if abs(lead) <= TIE_MARGIN else ""
-    return Check(claim, paper, f"{a} {ma:.1f} vs {b} {mb:.1f} mIoU{tie}", lead > TIE_MARGIN, clear)
+        return Check(claim, paper, "the study has no such pair of variants", UNTESTED)
+    sa, sb = score(metrics, a, dataset), score(metrics, b, dataset)
+    if sa is None or sb is None:
+        return Check(claim, paper, f"missing metrics for {a} or {b}", UNTESTED)
+    ours = f"{sa.text()} vs {sb.text()}"
+    lead = sa.mean - sb.mean
+    if lead <= TIE_MARGIN:
+        return Check(claim, paper, ours, FAILS, "a tie" if abs(lead) <= TIE_MARGIN else f"behind by {-lead:.1f}")
+    if min(sa.seeds, sb.seeds) < 2:
+        return Check(claim, paper, ours, DIRECTION, f"lead {lead:.1f} with a single seed on one side")
+    spread = max(x for x in (sa.std, sb.std, 0.0) if not math.isnan(x))
+    if lead <= spread:
+        return Check(claim, paper, ours, DIRECTION, f"lead {lead:.1f} within the seed spread {spread:.1f}")
+    if not (math.isnan(sa.low) or math.isnan(sb.high)) and sa.low <= sb.high:
+        return Check(claim, paper, ours, DIRECTION, f"lead {lead:.1f}; the 95% intervals overlap")
+    return Check(claim, paper, ours, HOLDS, f"lead {lead:.1f} beyond the seed spread {spread:.1f} and the intervals")
+
+
+def emergence(metrics: pd.DataFrame, main: str, dataset: str) -> Check | None:
+    """Segmentation emerges: every seed of the main model at more than twice the all-background floor and most
+    object classes found (holds with at least two seeds and the 95% interval above that line)."""
+    sub = metrics[(metrics.model == main) & (metrics.dataset == dataset)]
+    if sub.empty or "floor_mIoU" not in sub:
+        return None
+    s, floor = score(metrics, main, dataset), float(sub["floor_mIoU"].mean())
+    classes = [c for c in sub.columns if c.startswith("IoU/") and c != "IoU/background" and sub[c].notna().any()]
+    found = sum(1 for c in classes if sub[c].mean() > 0)
+    ours = f"{s.text()} vs the all-background floor {floor:.1f}; {found}/{len(classes)} object classes with IoU > 0"
+    claim = "Segmentation emerges from text supervision (well above the all-background floor, most classes found)"
+    paper = "52.3 mIoU on VOC, every class non-zero"
+    line = 2 * floor
+    if not (s.mean > line and found > len(classes) / 2):
+        return Check(claim, paper, ours, FAILS, f"mean at or below twice the floor ({line:.1f}) or few classes")
+    if s.seeds < 2 or not (sub["mIoU"] > line).all():
+        return Check(claim, paper, ours, DIRECTION, f"above twice the floor ({line:.1f}) on average, not with every "
+                     "seed or with a single seed")
+    if not math.isnan(s.low) and s.low <= line:
+        return Check(claim, paper, ours, DIRECTION, f"the 95% interval reaches twice the floor ({line:.1f})")
+    return Check(claim, paper, ours, HOLDS, f"every seed above twice the floor ({line:.1f})")
 
 
 def _find(cfg: ExperimentConfig, table: str, **wanted) -> str | None:
@@ -60,42 +111,34 @@ def _find(cfg: ExperimentConfig, table: str, **wanted) -> str | None:
 
 
 def reproduction_checks(cfg: ExperimentConfig, metrics: pd.DataFrame, dataset: str) -> list[Check]:
-    stats = seed_stats(metrics)
     main = cfg.study.main_variant
-    checks = []
-
-    sub = metrics[(metrics.model == main) & (metrics.dataset == dataset)]
-    if not sub.empty and "floor_mIoU" in sub:
-        m, floor = sub["mIoU"].mean(), sub["floor_mIoU"].mean()
-        iou_cols = [c for c in sub.columns if c.startswith("IoU/") and c != "IoU/background"]
-        nonzero = sum(1 for c in iou_cols if sub[c].mean() > 0)
-        checks.append(Check(
-            "Segmentation emerges from text supervision (main model well above the all-background floor, "
-            "most object classes found)",
-            "52.3 mIoU on VOC, every class non-zero",
-            f"{main} {m:.1f} mIoU vs floor {floor:.1f}; {nonzero}/{len(iou_cols)} object classes with IoU > 0",
-            bool(m > 2 * floor and nonzero > len(iou_cols) / 2), clear=bool(m > 3 * floor),
-        ))
-    checks.append(_compare("Hard assignment beats soft assignment", "hard 39.3 vs soft 25.1 (with multi-label)",
-                           stats, dataset, _find(cfg, "assignment_x_multilabel", assignment="hard", multi_label=True),
-                           _find(cfg, "assignment_x_multilabel", assignment="soft", multi_label=True)))
-    checks.append(_compare("The multi-label contrastive loss helps", "39.3 with vs 36.7 without (hard)",
-                           stats, dataset, _find(cfg, "assignment_x_multilabel", assignment="hard", multi_label=True),
-                           _find(cfg, "assignment_x_multilabel", assignment="hard", multi_label=False)))
-    checks.append(_compare("2-stage grouping beats 1-stage", "52.3 vs 37.2 (CC12M+YFCC), 41.1 vs 39.3 (CC12M)",
-                           stats, dataset, _find(cfg, "stages", stages=2), _find(cfg, "stages", stages=1)))
+    checks = [c for c in [emergence(metrics, main, dataset)] if c is not None]
+    table1 = "assignment_x_multilabel"
+    checks.append(compare("Hard assignment beats soft assignment", "hard 39.3 vs soft 25.1 (with multi-label)",
+                          metrics, dataset, _find(cfg, table1, assignment="hard", multi_label=True),
+                          _find(cfg, table1, assignment="soft", multi_label=True)))
+    checks.append(compare("The multi-label contrastive loss helps", "39.3 with vs 36.7 without (hard)",
+                          metrics, dataset, _find(cfg, table1, assignment="hard", multi_label=True),
+                          _find(cfg, table1, assignment="hard", multi_label=False)))
+    checks.append(compare("2-stage grouping beats 1-stage", "52.3 vs 37.2 (CC12M+YFCC), 41.1 vs 39.3 (CC12M)",
+                          metrics, dataset, _find(cfg, "stages", stages=2), _find(cfg, "stages", stages=1)))
     baselines = [f"{v}_{g}" for v in cfg.study.variants if cfg.variants[v].family == "vit"
                  for g in cfg.variants[v].groupers]
-    scored = [(b, _value(stats, b, dataset)[0]) for b in baselines]
-    scored = [(b, m) for b, m in scored if not math.isnan(m)]
-    best = max(scored, key=lambda t: t[1])[0] if scored else None
-    checks.append(_compare("GroupViT beats every non-parametric grouping of a ViT (vs the best one)",
-                           "52.3 vs at most 25.0 (K-means)", stats, dataset, main, best))
+    scored = [s for s in (score(metrics, b, dataset) for b in baselines) if s is not None]
+    best = max(scored, key=lambda s: s.mean).model if scored else None
+    checks.append(compare("GroupViT beats every non-parametric grouping of a ViT (vs the best one)",
+                          "52.3 vs at most 25.0 (K-means)", metrics, dataset, main, best))
     return checks
 
 
 def checks_markdown(checks: list[Check]) -> str:
-    return "### What reproduced and what did not\n\n" + "\n".join(c.line() for c in checks) + "\n"
+    """The checks as a markdown table (no heading: the report gives the section its own)."""
+    lines = ["| claim | verdict | why | ours (mIoU %) | paper (VOC mIoU %) |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {c.claim} | **{c.verdict}** | {c.why} | {c.ours} | {c.paper} |" for c in checks]
+    legend = (f"Verdicts: **{HOLDS}**: beyond the seed spread and the bootstrap 95% intervals, with at least two "
+              f"seeds a side; **{DIRECTION}**: the paper's ordering, but within the spread or intervals, or with a "
+              f"single seed; **{FAILS}**: a tie (within {TIE_MARGIN} points) or the opposite ordering.")
+    return "\n".join(lines) + "\n\n" + legend + "\n"
 
 
 def checks_records(checks: list[Check]) -> list[dict]:

@@ -42,6 +42,8 @@ def load_metrics(metrics_dir: Path) -> pd.DataFrame:
             "seed": int(path.parent.name.removeprefix("seed")),
             "dataset": record["dataset"],
             "mIoU": _pct(record.get("mIoU")),
+            "mIoU_ci95_low": _pct((record.get("mIoU_ci95") or [None, None])[0]),
+            "mIoU_ci95_high": _pct((record.get("mIoU_ci95") or [None, None])[1]),
             "mIoU_foreground": _pct(record.get("mIoU_foreground")),
             "oracle_mIoU": _pct(record.get("oracle_mIoU")),
             "floor_mIoU": _pct(record.get("floor_mIoU")),

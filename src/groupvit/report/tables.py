@@ -21,9 +21,6 @@ from groupvit.report.collect import variant_attributes
 TABLE_KEYS = {
     "assignment_x_multilabel": {
         "model.image.hard_assignment", "model.image.gumbel", "train.loss.multi_label_weight", "data.multi_label_nouns",
-        # only the multi-label loss trains members-only segment embeddings, so a no-multi-label variant of a recipe
-        # that reads those out must read out its official segments instead: part of the same ablation
-        "eval.segment_embeds",
     },
     "group_tokens": {"model.image.num_group_tokens", "model.image.num_output_groups"},
     "stages": {"model.image.depths", "model.image.num_group_tokens", "model.image.num_output_groups"},
@@ -62,13 +59,31 @@ def paper_deviations(cfg: ExperimentConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["key", "this preset", "paper"])
 
 
-def members(cfg: ExperimentConfig, table: str) -> list[str]:
-    """GroupViT variants of the study that differ from the main variant only in the table's keys."""
+def reference(cfg: ExperimentConfig, table: str) -> str:
+    """The variant a table's rows are compared with: the main model, except for Table 2, which the paper measures on
+    1-stage models (its 1-stage variant when the study has one)."""
     main = cfg.study.main_variant
+    if table == "group_tokens":
+        one_stage = [v for v in cfg.study.variants if cfg.variants[v].family == "groupvit"
+                     and len(cfg.for_variant(v).model.image.num_output_groups) == 1
+                     and differing_keys(cfg, v, main) <= TABLE_KEYS["stages"]]
+        if one_stage:
+            return one_stage[0]
+    return main
+
+
+def members(cfg: ExperimentConfig, table: str) -> list[str]:
+    """GroupViT variants of the study that differ from the table's reference variant only in the table's keys."""
+    ref = reference(cfg, table)
     return [
         v for v in cfg.study.variants
-        if cfg.variants[v].family == "groupvit" and differing_keys(cfg, v, main) <= TABLE_KEYS[table]
+        if cfg.variants[v].family == "groupvit" and differing_keys(cfg, v, ref) <= TABLE_KEYS[table]
     ]
+
+
+def _differs(cfg: ExperimentConfig, variant: str, ref: str) -> str:
+    keys = sorted(differing_keys(cfg, variant, ref))
+    return "(reference)" if variant == ref else ", ".join(keys)
 
 
 def fmt(mean: float, std: float, n: int) -> str:
@@ -149,9 +164,20 @@ def main_table(cfg: ExperimentConfig, metrics: pd.DataFrame) -> Table:
     return Table("zero_shot", f"Zero-shot segmentation, preset `{cfg.preset}`", pd.DataFrame(rows), note)
 
 
+def _paper_match(table: str, attrs: dict, rows: list[dict]) -> list[dict]:
+    """The paper's rows with the same setting as a variant (its attributes from variant_attributes)."""
+    if table == "assignment_x_multilabel":
+        return [p for p in rows if p["assignment"] == attrs["assignment"] and p["multi_label"] == attrs["multi_label"]]
+    if table == "group_tokens":  # the paper's Table 2 has 1-stage models: one number of group and output tokens
+        return [p for p in rows if attrs["stages"] == 1 and str(p["group_tokens"]) == attrs["group_tokens"]
+                and str(p["output_tokens"]) == attrs["output_tokens"]]
+    return [p for p in rows if p["stages"] == attrs["stages"] and p["data"] == "CC12M+YFCC"]
+
+
 def ablation_table(cfg: ExperimentConfig, metrics: pd.DataFrame, table: str, dataset: str) -> Table:
     paper = paper_numbers()[table]
     stats = seed_stats(metrics)
+    ref = reference(cfg, table)
     rows = []
     for variant in members(cfg, table):
         attrs = variant_attributes(cfg, variant)
@@ -159,21 +185,26 @@ def ablation_table(cfg: ExperimentConfig, metrics: pd.DataFrame, table: str, dat
         row = {"variant": variant}
         if table == "assignment_x_multilabel":
             row |= {"assignment": attrs["assignment"], "multi-label loss": attrs["multi_label"]}
-            match = [p for p in paper["rows"]
-                     if p["assignment"] == attrs["assignment"] and p["multi_label"] == attrs["multi_label"]]
         elif table == "group_tokens":
             row |= {"group tokens": attrs["group_tokens"], "output tokens": attrs["output_tokens"]}
-            match = [p for p in paper["rows"]
-                     if f"{p['group_tokens']}" == attrs["group_tokens"] and f"{p['output_tokens']}" == attrs["output_tokens"]]
         else:
             row |= {"stages": attrs["stages"], "group tokens": attrs["group_tokens"]}
-            match = [p for p in paper["rows"] if p["stages"] == attrs["stages"] and p["data"] == "CC12M+YFCC"]
-        row |= {"ours: mIoU": fmt(mean, std, n), "seeds": n, "paper: VOC mIoU": match[0]["miou"] if match else "-"}
+        match = _paper_match(table, attrs, paper["rows"])
+        row |= {"differs from the reference in": _differs(cfg, variant, ref), "ours: mIoU": fmt(mean, std, n),
+                "seeds": n, "paper: VOC mIoU": match[0]["miou"] if match else "-"}
         rows.append(row)
     title = {"assignment_x_multilabel": "Table 1: hard vs soft assignment x multi-label loss",
              "group_tokens": "Table 2: number of group and output tokens",
              "stages": "Table 3: 1-stage vs 2-stage grouping"}[table]
-    note = f"Ours: {dataset} split, preset `{cfg.preset}`. Paper: {paper['cite']}."
+    note = (f"Ours: {dataset} split, preset `{cfg.preset}`; each row differs from the reference `{ref}` only in the "
+            f"keys listed. Paper: {paper['cite']}.")
+    no_multi_label = [v for v in members(cfg, table) if not variant_attributes(cfg, v)["multi_label"]]
+    if table == "assignment_x_multilabel" and no_multi_label and cfg.eval.segment_embeds == "members":
+        note += (" Only the multi-label loss trains the members-only segment embeddings that this readout names "
+                 "(`eval.segment_embeds: members`); rows without it keep the same readout, so their score includes "
+                 "that effect.")
+    if table == "group_tokens" and len(cfg.for_variant(ref).model.image.num_output_groups) > 1:
+        note += " The paper's Table 2 has 1-stage models only; this study has no 1-stage variant to compare with it."
     return Table(table, title, pd.DataFrame(rows), note)
 
 

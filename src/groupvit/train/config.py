@@ -3,23 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from groupvit.model.config import LossConfig  # the loss's settings live with the loss
 
-@dataclass
-class LossConfig:
-    contrastive_weight: float = 1.0
-    multi_label_weight: float = 1.0  # 0 disables the multi-label loss
-    multi_label_form: str = "mean_log"  # mean_log (official code) | log_sum (paper's equation)
-    # CPU-scale options (off in the paper recipe): score prompts with the best segment instead of the pooled image,
-    # and penalise images whose tokens collapse into one or two groups (see groupvit.model.loss)
-    multi_label_pooling: str = "image"  # image (paper) | groups | members (needs model.image.member_embeds)
-    group_usage_weight: float = 0.0
-    # penalise the assignment logits' spread across groups, which keeps the stage-1 softmax from saturating (the
-    # state of every training that stayed on the loss plateau; see groupvit.model.loss)
-    assign_logit_spread_weight: float = 0.0
-    merge_duplicate_texts: bool = False  # identical texts in a batch are one positive, not each other's negatives
-    segment_contrast_weight: float = 0.0  # within-image segment contrast (see groupvit.model.loss)
-    member_multi_label_weight: float = 0.0  # extra multi-label term on members-only segments (image.member_embeds)
-    segment_contrast_embeds: str = "segments"  # segments | members: which segment embeddings the segment contrast ranks
+__all__ = ["LossConfig", "TrainConfig"]
 
 
 @dataclass
@@ -48,8 +34,7 @@ class TrainConfig:
     )
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     clip_grad: float = 5.0
-    precision: str = "bf16"  # fp32 | bf16 (autocast; ignored on CPU unless cpu_autocast)
-    cpu_autocast: bool = False
+    precision: str = "bf16"  # fp32 | bf16: bf16 autocasts on a GPU; a CPU always trains in fp32
     compile: bool = False
     device: str = "auto"  # auto (the local GPU if any, else CPU) | cpu | cuda
     checkpoint_every: int = 1000  # steps
@@ -57,7 +42,4 @@ class TrainConfig:
     log_every: int = 10
     nonfinite: str = "stop"  # stop | skip
     time_budget_s: float = 0.0  # 0 = no limit; >0 stops cleanly (with a checkpoint) after this wall time
-    # CPU-scale option (0 in the paper recipe): train with soft assignment for this many steps, then switch to the
-    # configured straight-through hard assignment
-    soft_assignment_steps: int = 0
     loss: LossConfig = field(default_factory=LossConfig)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from groupvit.config.dataclass_io import ConfigError
+from groupvit.dataclass_io import ConfigError
 
 # make_batches(start_step=, batch_size=, rank=, world_size=, seed=, tokenize=, pin_memory=) -> iterator of batches;
 # start_step counts this rank's batches (micro-batches when accumulating) and must be skipped exactly.
@@ -58,7 +58,8 @@ def read_datacard(root: Path) -> dict[str, Any]:
     path = root / "datacard.json"
     if not path.exists():
         raise ConfigError(
-            f"data.source=synthetic: no data card at {path}; generate the world first (`groupvit world generate`)"
+            f"data.source=synthetic: no data card at {path}; generate the world first "
+            f"(`groupvit synth --preset <preset> --out {root}`)"
         )
     return json.loads(path.read_text())
 
@@ -79,7 +80,8 @@ def synthetic_train_data(cfg: Any, root: str | Path | None = None) -> TrainData:
     shards = [str(p) for p in listed] if listed else sorted(str(p) for p in (root / "train").glob("shard-*.tar"))
     missing = [p for p in shards if not Path(p).exists()]
     if not shards or missing:
-        raise ConfigError(f"data.source=synthetic: train shards missing under {root} (e.g. {missing[:2]}); regenerate")
+        raise ConfigError(f"data.source=synthetic: train shards missing under {root} (e.g. {missing[:2]}); regenerate "
+                          f"the world (`groupvit synth --preset {cfg.preset} --out {root}`)")
     num = _card_train_count(card)
     source = _LoaderSource(cfg, shards, num)
     digest = card.get("content_hash") or card.get("content_sha256") or "unknown"

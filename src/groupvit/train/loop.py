@@ -87,7 +87,6 @@ class Engine:
     autocast: Callable[[], AbstractContextManager] = nullcontext
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # extra forward arguments the loss asks for
-    before_step: Callable[[int], None] | None = None  # per-step schedule hook (e.g. soft -> hard assignment)
 
     @property
     def params(self) -> list[nn.Parameter]:
@@ -185,8 +184,6 @@ def train_loop(
         step = state.step
         lr = engine.schedule(step)
         set_lr(opt, lr)
-        if engine.before_step is not None:
-            engine.before_step(step)
         terms: dict[str, torch.Tensor] = {}
         for micro in range(accum):
             inputs = _to_device(_next_batch(batches), device)

@@ -1,13 +1,8 @@
 """Numeric precision of the training step, chosen once so the loop itself never branches on it.
 
-`autocast_context(...)` returns a zero-argument factory: a torch.autocast context for bf16/fp16 where it applies,
-else nullcontext. The grad scaler is a real one only for fp16 on a GPU and a no-op otherwise (its calls stay in
-the loop unconditionally, nanoGPT style). On the CPU autocast is off unless `cpu_autocast` is set: on this project's
-2-core AMD EPYC machines (AVX512-BF16) a bf16 step of the default model is 1.37x faster than the fp32 one
-(`python benchmarks/cpu_step_speedups.py`). Before the assignment-logit spread term two of three default-recipe
-trainings with it stayed on the loss plateau (val mIoU 10.9 / 12.3 / 6.9 against 12.1 / 13.6 / 17.4 in fp32); with
-the term all three leave it, but score 1.2 mIoU lower on average than fp32 (docs/embedded-world.md, session 5), so
-the default preset trains in fp32.
+`autocast_context(...)` returns a zero-argument factory: a torch.autocast context for bf16/fp16 on a GPU, else
+nullcontext (a CPU always trains in fp32, whatever train.precision says). The grad scaler is a real one only for
+fp16 on a GPU and a no-op otherwise (its calls stay in the loop unconditionally, nanoGPT style).
 """
 from __future__ import annotations
 
@@ -20,21 +15,19 @@ import torch
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def autocast_dtype(device: torch.device, precision: str, cpu_autocast: bool = False) -> torch.dtype | None:
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype, or None when the step runs in fp32."""
     if precision not in DTYPES:
         raise ValueError(f"train.precision: {precision!r} is not one of {sorted(DTYPES)}")
-    if precision == "fp32" or (device.type == "cpu" and not cpu_autocast):
+    if precision == "fp32" or device.type == "cpu":
         return None
     if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError("train.precision: bf16 is not supported on this GPU; use fp16 or fp32")
     return DTYPES[precision]
 
 
-def autocast_context(
-    device: torch.device, precision: str, cpu_autocast: bool = False
-) -> Callable[[], AbstractContextManager]:
-    dtype = autocast_dtype(device, precision, cpu_autocast)
+def autocast_context(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
+    dtype = autocast_dtype(device, precision)
     if dtype is None:
         return nullcontext
     return partial(torch.autocast, device_type=device.type, dtype=dtype)

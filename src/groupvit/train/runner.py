@@ -13,7 +13,6 @@ of the step. Launch lines (single process, torchrun, SLURM) are in groupvit.trai
 """
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import sys
@@ -28,8 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from groupvit.config.dataclass_io import ConfigError
-from groupvit.config.experiment import training_recipe
+from groupvit.dataclass_io import ConfigError
 from groupvit.train.checkpointing import (
     CheckpointManager, capture_rng_state, load_train_state, restore_rng_state,
 )
@@ -41,8 +39,11 @@ from groupvit.train.loop import Engine, LoopConfig, LoopState, train_loop
 from groupvit.train.metrics_log import MetricsLogger, truncate_after
 from groupvit.train.optim import build_optimizer
 from groupvit.train.precision import autocast_context, enable_tf32, grad_scaler
+from groupvit.train.recipe import training_recipe
 from groupvit.train.schedule import WarmupCosine, resolve_warmup_steps, scale_lr
-from groupvit.train.summary import build_summary, device_description, write_summary_json
+from groupvit.train.summary import (
+    build_summary, device_description, finished_summary, run_figures, write_summary_json,
+)
 
 LOSS_WINDOW = 50  # summary: mean of the last N steps' losses
 
@@ -96,14 +97,6 @@ def total_steps_for(steps: int, epochs: float, num_samples: int, global_batch: i
             "one step; set train.steps or a smaller train.batch_size"
         )
     return total, steps_per_epoch
-
-
-def assignment_schedule(model: nn.Module, soft_steps: int) -> Callable[[int], None] | None:
-    """Soft grouping for the first `soft_steps` steps, then the model's own (hard) assignment; a pure function of
-    the step, so a resumed run switches at the same step."""
-    if soft_steps <= 0 or not hasattr(model, "set_hard_assignment"):
-        return None
-    return lambda step: model.set_hard_assignment(step >= soft_steps)
 
 
 def seed_everything(seed: int) -> None:
@@ -168,6 +161,25 @@ def train(
             cleanup_distributed()
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """The run's length and learning-rate schedule, from the config and the data's size."""
+
+    layout: BatchLayout
+    total_steps: int
+    warmup_steps: int
+    peak_lr: float
+    schedule: WarmupCosine
+
+
+def plan_run(tcfg: Any, layout: BatchLayout, num_samples: int) -> RunPlan:
+    total_steps, steps_per_epoch = total_steps_for(tcfg.steps, tcfg.epochs, num_samples, layout.global_batch)
+    peak_lr = scale_lr(tcfg.base_lr, tcfg.base_batch_size, layout.global_batch)
+    warmup = resolve_warmup_steps(tcfg.warmup_steps, tcfg.warmup_epochs, steps_per_epoch, total_steps)
+    schedule = WarmupCosine(peak_lr, total_steps, warmup, tcfg.warmup_lr, tcfg.min_lr, tcfg.warmup_prefix)
+    return RunPlan(layout, total_steps, warmup, peak_lr, schedule)
+
+
 def _train(
     cfg: Any, out_dir: Path, ctx: DistContext, variant: str, resume: bool, data_dir: str | Path | None,
     data: TrainData | None, parts: ModelParts, on_recipe_change: str = "error",
@@ -182,9 +194,6 @@ def _train(
 
     manager = CheckpointManager(out_dir / "checkpoints", tcfg.keep_checkpoints)
     summary_path, metrics_path = out_dir / "summary.json", out_dir / "metrics.jsonl"
-    # A copy beside the checkpoints: Snakemake deletes a job's declared outputs (summary.json) before rerunning it, and
-    # a rerun that finds the training complete must still report the losses and speed of the run that did the work.
-    summary_copy = manager.directory / "summary.json"
     if ctx.is_master:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
@@ -198,69 +207,41 @@ def _train(
     num_params = sum(p.numel() for p in raw_model.parameters())
 
     data = data or train_data_for(cfg, data_dir)
-    total_steps, steps_per_epoch = total_steps_for(tcfg.steps, tcfg.epochs, data.num_samples, layout.global_batch)
-    peak_lr = scale_lr(tcfg.base_lr, tcfg.base_batch_size, layout.global_batch)
-    warmup = resolve_warmup_steps(tcfg.warmup_steps, tcfg.warmup_epochs, steps_per_epoch, total_steps)
-    schedule = WarmupCosine(peak_lr, total_steps, warmup, tcfg.warmup_lr, tcfg.min_lr, tcfg.warmup_prefix)
-    _say(ctx, f"lr {tcfg.base_lr:g} at batch {tcfg.base_batch_size} -> {peak_lr:g} at global batch "
+    plan = plan_run(tcfg, layout, data.num_samples)
+    _say(ctx, f"lr {tcfg.base_lr:g} at batch {tcfg.base_batch_size} -> {plan.peak_lr:g} at global batch "
               f"{layout.global_batch} ({world.world_size} proc x {layout.per_rank_batch} x {layout.grad_accum_steps} "
-              f"accum); {total_steps} steps, {warmup} warmup, {data.num_samples} samples")
+              f"accum); {plan.total_steps} steps, {plan.warmup_steps} warmup, {data.num_samples} samples")
     if layout.grad_accum_steps > 1:  # accumulation sums gradients; it does not widen the contrastive batch
         _say(ctx, f"note: contrastive negatives come from each micro-step's {world.world_size * layout.per_rank_batch} "
                   f"images, not the global batch of {layout.global_batch}; the paper's batch-4096 numbers need "
                   "4096 images per step across GPUs")
 
     optimizer = build_optimizer(
-        raw_model, lr=peak_lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas,
+        raw_model, lr=plan.peak_lr, weight_decay=tcfg.weight_decay, betas=tcfg.betas,
         no_decay_keywords=tcfg.no_weight_decay_keywords,
     )
     scaler = grad_scaler(device, tcfg.precision)
 
     # Resume: everything but the RNG, which is restored after the loader exists (see below).
-    state, rng_state, last_ckpt = LoopState(), None, None
-    latest = broadcast_object(manager.latest() if resume else None)  # rank 0 decides; ranks must agree
-    ckpt = load_train_state(latest, map_location="cpu") if latest is not None else None  # RNG states stay on CPU
-    changed = recipe_changes(ckpt.get("config"), cfg.to_dict(), type(cfg)().to_dict()) if ckpt else []
-    if changed:
-        listing = "; ".join(changed[:6]) + ("; ..." if len(changed) > 6 else "")
-        if on_recipe_change == "error":
-            raise ConfigError(
-                f"{out_dir} holds checkpoints of a different recipe ({listing}); resuming would continue the old run. "
-                "Train from scratch with --on-recipe-change restart (or --no-resume), or give another --out"
-            )
-        _say(ctx, f"recipe changed since the checkpoints ({listing}): training from scratch")
-        if ctx.is_master:
-            _clear_run(manager, out_dir)
-        barrier()
-        ckpt = latest = None
+    state, rng_state = LoopState(), None
+    ckpt, last_ckpt = _checkpoint_to_resume(cfg, out_dir, ctx, manager, resume, on_recipe_change)
     if ckpt is not None:
-        _check_resumable(ckpt, layout, latest)
-        raw_model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        state = LoopState(**ckpt["loop"])
-        rng_state, last_ckpt = ckpt["rng"][world.rank], latest
-        _say(ctx, f"resuming from {latest} (step {state.step}/{total_steps})")
+        _check_resumable(ckpt, layout, last_ckpt)
+        for part, saved in ((raw_model, "model"), (optimizer, "optimizer"), (scaler, "scaler")):
+            part.load_state_dict(ckpt[saved])
+        state, rng_state = LoopState(**ckpt["loop"]), ckpt["rng"][world.rank]
+        _say(ctx, f"resuming from {last_ckpt} (step {state.step}/{plan.total_steps})")
         if ctx.is_master:
             truncate_after(metrics_path, state.step)
-        done = broadcast_object(_finished_summary(summary_path, state, total_steps, tcfg.time_budget_s))
+        done = broadcast_object(finished_summary(summary_path, state, plan.total_steps, tcfg.time_budget_s))
         if done is not None:
             _say(ctx, f"already finished: {summary_path}")
             return done
 
-    model: nn.Module = torch.compile(raw_model) if tcfg.compile else raw_model
-    if world.distributed:
-        # Without the multi-label loss its logit scale gets no gradient; DDP must then look for unused parameters
-        # (a graph walk per step, so only when needed). Buffers (BN statistics) stay per rank, as officially.
-        uses_prompts = cfg.data.multi_label_nouns > 0 and tcfg.loss.multi_label_weight > 0
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False,
-            find_unused_parameters=not uses_prompts,
-        )
-    engine = Engine(model, loss_fn, optimizer, scaler, schedule,
-                    autocast_context(device, tcfg.precision, tcfg.cpu_autocast), device,
-                    model_kwargs=dict(getattr(loss_fn, "model_kwargs", {})),
-                    before_step=assignment_schedule(raw_model, tcfg.soft_assignment_steps))
+    model = wrap_model(raw_model, cfg, ctx)
+    engine = Engine(model, loss_fn, optimizer, scaler, plan.schedule,
+                    autocast_context(device, tcfg.precision), device,
+                    model_kwargs=dict(getattr(loss_fn, "model_kwargs", {})))
 
     seed_everything(tcfg.seed + world.rank)  # per-rank randomness (Gumbel noise, drop-path) for a fresh run
     batches = data.make_batches(
@@ -272,7 +253,7 @@ def _train(
         restore_rng_state(rng_state)
 
     loop_cfg = LoopConfig(
-        total_steps=total_steps, global_batch=layout.global_batch, grad_accum_steps=layout.grad_accum_steps,
+        total_steps=plan.total_steps, global_batch=layout.global_batch, grad_accum_steps=layout.grad_accum_steps,
         clip_grad=tcfg.clip_grad, nonfinite=tcfg.nonfinite, log_every=tcfg.log_every,
         checkpoint_every=tcfg.checkpoint_every, time_budget_s=tcfg.time_budget_s, loss_window=LOSS_WINDOW,
     )
@@ -285,11 +266,11 @@ def _train(
         if ctx.is_master:
             manager.save(loop_state.step, {
                 "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "schedule": schedule.state_dict(), "loop": loop_state.to_dict(), "rng": rngs, **meta,
+                "schedule": plan.schedule.state_dict(), "loop": loop_state.to_dict(), "rng": rngs, **meta,
             })
         return path
 
-    progress = tqdm(total=total_steps, initial=state.step, desc=f"train {variant}".strip(), dynamic_ncols=True,
+    progress = tqdm(total=plan.total_steps, initial=state.step, desc=f"train {variant}".strip(), dynamic_ncols=True,
                     mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=not ctx.is_master)
     steps_before = state.step
     with MetricsLogger(metrics_path, enabled=ctx.is_master) as logger:
@@ -300,24 +281,77 @@ def _train(
             progress.close()
             _close(batches)
 
+    return _finish(cfg, result, out_dir, manager, ctx, plan=plan, data=data, variant=variant, num_params=num_params,
+                   resumed_from=last_ckpt, trained=result.state.step != steps_before, wall_start=wall_start,
+                   save_model=lambda path: parts.save_model(path, raw_model, **{
+                       **meta, "step": result.state.step, "data_content_hash": data.content_hash}))
+
+
+def _checkpoint_to_resume(
+    cfg: Any, out_dir: Path, ctx: DistContext, manager: CheckpointManager, resume: bool, on_recipe_change: str,
+) -> tuple[dict | None, Path | None]:
+    """The resume decision: the newest checkpoint of `out_dir`, loaded, and its path, or (None, None) to train from
+    scratch. Rank 0 picks it (ranks must agree); a checkpoint of another recipe is refused, or with
+    on_recipe_change="restart" the run directory is cleared."""
+    latest = broadcast_object(manager.latest() if resume else None)
+    ckpt = load_train_state(latest, map_location="cpu") if latest is not None else None  # RNG states stay on CPU
+    changed = recipe_changes(ckpt.get("config"), cfg.to_dict(), type(cfg)().to_dict()) if ckpt else []
+    if not changed:
+        return ckpt, latest
+    listing = "; ".join(changed[:6]) + ("; ..." if len(changed) > 6 else "")
+    if on_recipe_change == "error":
+        raise ConfigError(
+            f"{out_dir} holds checkpoints of a different recipe ({listing}); resuming would continue the old run. "
+            "Train from scratch with --on-recipe-change restart (or --no-resume), or give another --out"
+        )
+    _say(ctx, f"recipe changed since the checkpoints ({listing}): training from scratch")
+    if ctx.is_master:
+        _clear_run(manager, out_dir)
+    barrier()
+    return None, None
+
+
+def wrap_model(raw_model: nn.Module, cfg: Any, ctx: DistContext) -> nn.Module:
+    """The module the loop calls: compiled when train.compile, inside DistributedDataParallel when distributed."""
+    model: nn.Module = torch.compile(raw_model) if cfg.train.compile else raw_model
+    if not ctx.world.distributed:
+        return model
+    # Without the multi-label loss its logit scale gets no gradient; DDP must then look for unused parameters
+    # (a graph walk per step, so only when needed). Buffers (BN statistics) stay per rank, as officially.
+    uses_prompts = cfg.data.multi_label_nouns > 0 and cfg.train.loss.multi_label_weight > 0
+    device = ctx.device
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False,
+        find_unused_parameters=not uses_prompts,
+    )
+
+
+def _finish(cfg: Any, result: Any, out_dir: Path, manager: CheckpointManager, ctx: DistContext, *, plan: RunPlan,
+            data: TrainData, variant: str, num_params: int, resumed_from: Path | None, trained: bool,
+            wall_start: float, save_model: Callable[[Path], Any]) -> dict:
+    """The run's summary; rank 0 saves model.pt and writes summary.json (and its copy beside the checkpoints). A run
+    that had nothing left to train reports the figures of the run that did the training."""
+    tcfg, layout = cfg.train, plan.layout
     summary = build_summary(
         cfg.to_dict(), result, variant=variant, seed=tcfg.seed, preset=getattr(cfg, "preset", ""),
-        data_content_hash=data.content_hash, device=device_description(device), world_size=world.world_size,
+        data_content_hash=data.content_hash, device=device_description(ctx.device), world_size=layout.world_size,
         num_params=num_params, global_batch=layout.global_batch, per_rank_batch=layout.per_rank_batch,
         grad_accum_steps=layout.grad_accum_steps, base_lr=tcfg.base_lr, base_batch_size=tcfg.base_batch_size,
-        peak_lr=peak_lr, warmup_steps=warmup, total_steps=total_steps, time_budget_s=tcfg.time_budget_s,
-        data_counters=data.counters(), resumed_from=str(last_ckpt) if last_ckpt else None,
-        loss_window=LOSS_WINDOW,
+        peak_lr=plan.peak_lr, warmup_steps=plan.warmup_steps, total_steps=plan.total_steps,
+        time_budget_s=tcfg.time_budget_s, data_counters=data.counters(),
+        resumed_from=str(resumed_from) if resumed_from else None, loss_window=LOSS_WINDOW,
     )
-    if result.state.step == steps_before:  # nothing was left to train: the figures are those of the run that trained
-        summary.update(_run_figures(summary_copy, result.state.step))
+    # The copy: Snakemake deletes a job's declared outputs (summary.json) before rerunning it, and a rerun that finds
+    # the training complete must still report the losses and speed of the run that did the work.
+    summary_copy = manager.directory / "summary.json"
+    if not trained:
+        summary.update(run_figures(summary_copy, summary["steps"]))
     if ctx.is_master:
-        parts.save_model(out_dir / "model.pt", raw_model, **{**meta, "step": result.state.step,
-                                                              "data_content_hash": data.content_hash})
+        save_model(out_dir / "model.pt")
         summary["wall_time_s"] = time.monotonic() - wall_start
-        write_summary_json(summary, summary_path)
+        write_summary_json(summary, out_dir / "summary.json")
         write_summary_json(summary, summary_copy)
-        _say(ctx, f"done: {result.state.step} steps, final loss {summary['final_loss']:.4f}, "
+        _say(ctx, f"done: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
                   f"{summary['samples_per_s']:.1f} samples/s -> {out_dir}")
     barrier()
     return summary
@@ -338,27 +372,6 @@ def _check_resumable(ckpt: dict, layout: BatchLayout, path: Path) -> None:
             f"{path}: cannot resume a run of (processes, global batch, grad_accum_steps) = {saved} as {now}; "
             "use the same launch shape, or start a new run directory (resume=False)"
         )
-
-
-RUN_FIGURES = ("final_loss", "final_losses", "mean_last_losses", "samples_per_s", "data_wait_frac",
-               "loop_overhead_frac")
-
-
-def _run_figures(summary_copy: Path, step: int) -> dict:
-    """The training figures of the summary copy written when the run reached `step` ({} when there is none)."""
-    if not summary_copy.exists():
-        return {}
-    previous = json.loads(summary_copy.read_text())
-    return {k: previous[k] for k in RUN_FIGURES if k in previous} if previous.get("steps") == step else {}
-
-
-def _finished_summary(summary_path: Path, state: LoopState, total_steps: int, budget_s: float) -> dict | None:
-    """The existing summary when the newest checkpoint is where that run ended and nothing is left to train
-    (all steps done, or the time budget, possibly raised since, is spent)."""
-    if not summary_path.exists() or json.loads(summary_path.read_text()).get("steps") != state.step:
-        return None
-    out_of_budget = budget_s > 0 and state.train_time_s >= budget_s
-    return json.loads(summary_path.read_text()) if state.step >= total_steps or out_of_budget else None
 
 
 def _close(batches: Any) -> None:

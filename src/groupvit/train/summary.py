@@ -5,6 +5,7 @@ content hash and the git commit next to the figures, and it is written atomicall
 """
 from __future__ import annotations
 
+import json
 import math
 import platform
 import subprocess
@@ -73,4 +74,26 @@ def build_summary(config: dict, result: Any, **facts: Any) -> dict:
     }
 
 
-__all__ = ["build_summary", "device_description", "git_commit", "write_summary_json"]
+RUN_FIGURES = ("final_loss", "final_losses", "mean_last_losses", "samples_per_s", "data_wait_frac",
+               "loop_overhead_frac")
+
+
+def run_figures(summary_copy: Path, step: int) -> dict:
+    """The training figures of the summary copy written when the run reached `step` ({} when there is none)."""
+    if not summary_copy.exists():
+        return {}
+    previous = json.loads(summary_copy.read_text())
+    return {k: previous[k] for k in RUN_FIGURES if k in previous} if previous.get("steps") == step else {}
+
+
+def finished_summary(summary_path: Path, state: Any, total_steps: int, budget_s: float) -> dict | None:
+    """The existing summary when the newest checkpoint (its loop.LoopState `state`) is where that run ended and
+    nothing is left to train (all steps done, or the time budget, possibly raised since, is spent)."""
+    if not summary_path.exists() or json.loads(summary_path.read_text()).get("steps") != state.step:
+        return None
+    out_of_budget = budget_s > 0 and state.train_time_s >= budget_s
+    return json.loads(summary_path.read_text()) if state.step >= total_steps or out_of_budget else None
+
+
+__all__ = ["build_summary", "device_description", "finished_summary", "git_commit", "run_figures",
+           "write_summary_json"]

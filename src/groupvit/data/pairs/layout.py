@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from groupvit.config.experiment import ExperimentConfig
     from groupvit.data.pairs.config import PairsConfig
 
 MIN_SHARD_DIGITS = 5
@@ -109,15 +108,13 @@ def _under(pattern: str, folder: str) -> bool:
     return norm_pattern == norm_folder or norm_pattern.startswith(norm_folder + os.sep)
 
 
-def datasets_to_download(exp: "ExperimentConfig", shard_patterns: Iterable[str] | None = None) -> list[str]:
-    """The pairs datasets the workflow must download: the preset trains on webdataset shards, its data.shards
-    name shards inside the dataset's folder, and some of them are missing. Empty for every other preset."""
-    if exp.data.source != "webdataset":
-        return []
-    patterns = list(exp.data.shards if shard_patterns is None else shard_patterns)
+def datasets_to_download(pairs: "PairsConfig", preset: str, shard_patterns: Iterable[str]) -> list[str]:
+    """The pairs datasets the workflow must download: `shard_patterns` (the preset's data.shards when it trains on
+    webdataset shards, else none) name shards inside the dataset's folder, and some of them are missing."""
+    patterns = list(shard_patterns)
     names = []
-    for dataset in exp.pairs.datasets:
-        folder = dataset_dir(exp.pairs, exp.preset, dataset.name)
+    for dataset in pairs.datasets:
+        folder = dataset_dir(pairs, preset, dataset.name)
         mine = [p for p in patterns if _under(p, folder)]
         # A folder pattern is "complete" as soon as one shard exists, so an interrupted download (its bookkeeping
         # folder without the done file) must count as missing too, or training would start on part of the data.

@@ -5,9 +5,9 @@ relation, an optional background phrase), then REALISED against a scene. The spl
 negatives: a twin re-realises its original's plan against a scene with one class changed, so the two
 captions differ in exactly that noun (plus "a"/"an" when the article must follow it).
 
-Attribute words are shortcuts a model can use instead of learning shapes (a first probe's models did exactly
-that with colour words), so each is drawn per mention at its configured rate, and a word is only written when
-it is true of every object the mention covers.
+Attribute words are shortcuts a model can use instead of learning shapes (colour words above all), so each is
+drawn per mention at its configured rate, and a word is only written when it is true of every object the mention
+covers.
 """
 from __future__ import annotations
 
@@ -140,12 +140,8 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def realise(plan: CaptionPlan, scene: Scene, size_range: list[float], background_noun: bool = False
-            ) -> tuple[str, list[str]]:
-    """The caption text and its class nouns (singular, unique, in caption order).
-
-    background_noun: when the caption names the background ("on a striped background"), that phrase is also a noun
-    for the multi-label prompts, after the class nouns (world.caption.background_noun)."""
+def realise(plan: CaptionPlan, scene: Scene, size_range: list[float]) -> tuple[str, list[str]]:
+    """The caption text and its class nouns (singular, unique, in caption order)."""
     texts, nouns = [], []
     for m in plan.mentions:
         text, noun = _mention_text(m, scene, size_range)
@@ -156,10 +152,7 @@ def realise(plan: CaptionPlan, scene: Scene, size_range: list[float], background
         texts = [f"{texts[0]} {plan.relation} {texts[1]}", *texts[2:]]
     objects = _join(texts)
     if plan.background:
-        phrase = f"{BACKGROUND_WORDS[scene.background.kind]} background"
-        objects += f" on a {phrase}"
-        if background_noun:
-            nouns.append(phrase)
+        objects += f" on a {BACKGROUND_WORDS[scene.background.kind]} background"
     be = "is" if len(plan.mentions[0].objects) == 1 else "are"
     return plan.frame.format(objects=objects, be=be), nouns
 

@@ -1,8 +1,8 @@
 """Knobs of the synthetic image-caption-mask world.
 
-Every knob exists because a probe showed the world's difficulty decides whether grouping can emerge at all
-(see docs/embedded-world.md): the defaults describe the CPU-learnable world, and each can be turned to make
-the task harder (clutter, occlusion, attribute words that offer shortcuts) or easier.
+The world's difficulty decides whether grouping can emerge at all on a CPU budget (docs/embedded-world.md): the
+defaults describe a CPU-learnable world, and each knob makes the task harder (clutter, occlusion, attribute words
+that offer shortcuts) or easier.
 """
 from __future__ import annotations
 
@@ -19,11 +19,6 @@ class CaptionConfig:
     count_words: bool = True  # "two stars" instead of "a star and a star"
     relation_rate: float = 0.4  # "above", "left of", "next to" between two objects
     background_word_rate: float = 0.2  # "on a striped background"
-    # CPU option: a named background ("striped background") is also a multi-label noun. Nothing else tells the model
-    # that background differs from the objects: measured (session 6) an object and a background token share a final
-    # group 48-68% of the time in the session-5 default. With textured backgrounds the phrase names what the image
-    # shows, as "grass" or "sky" do in real captions.
-    background_noun: bool = False
     template_set: str = "rich"  # rich | simple ("a photo of a {objects}.")
 
 

@@ -1,6 +1,6 @@
 """Refuse class lists whose shapes cannot be told apart once objects are rotated.
 
-A square rotated by 45 degrees IS a diamond (a first probe lost two of its eight classes this way), and an
+A square rotated by 45 degrees IS a diamond (a class pair no model can separate by shape), and an
 octagon at 20 px is nearly a circle. This check measures, for every pair of classes, the best overlap (IoU of
 the equal-area silhouettes) over every relative rotation the world can produce (objects rotate independently
 in [-r, r], so relative angles span [-2r, 2r]) and over mirroring (training flips images horizontally). Pairs

@@ -78,7 +78,7 @@ def class_index(cfg: WorldConfig) -> dict[str, int]:
 
 def metadata(cfg: WorldConfig, record: Record, rendered: Rendered) -> dict:
     """The per-sample json (train) / annotations.jsonl line (val, eval). Objects are listed bottom to top."""
-    caption, nouns = realise(record.plan, record.scene, cfg.object_size, cfg.caption.background_noun)
+    caption, nouns = realise(record.plan, record.scene, cfg.object_size)
     objects = [
         {
             "class": o.cls,

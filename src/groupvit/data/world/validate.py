@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from groupvit.data.world.config import WorldConfig
 from groupvit.data.world.distinct import check_distinguishable
+from groupvit.data.world.rules import check_world_rules
 from groupvit.data.world.spec import BACKGROUND_KINDS
 
 
@@ -17,12 +18,7 @@ def validate_world(cfg: WorldConfig) -> None:
     if len(cfg.classes) > 254:
         raise ValueError("world.classes: at most 254 classes fit in a VOC mask (255 is ignore)")
     check_distinguishable(list(cfg.classes), cfg.rotation_deg)
-    lo, hi = cfg.object_size
-    if not 0 < lo <= hi <= 1:
-        raise ValueError(f"world.object_size must satisfy 0 < min <= max <= 1, got {cfg.object_size}")
-    lo_n, hi_n = cfg.objects_per_image
-    if not 1 <= lo_n <= hi_n:
-        raise ValueError(f"world.objects_per_image must satisfy 1 <= min <= max, got {cfg.objects_per_image}")
+    check_world_rules(cfg)
     if not 0 <= cfg.max_occlusion <= 1:
         raise ValueError(f"world.max_occlusion must lie in [0, 1], got {cfg.max_occlusion}")
     if cfg.image_size < 16:

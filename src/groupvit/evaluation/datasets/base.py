@@ -19,7 +19,7 @@ class DatasetLayoutError(FileNotFoundError):
     """A dataset is missing or not in the expected layout; the message says what and how to get it."""
 
 
-# Where `groupvit download-eval` puts each real dataset under its --root (groupvit.data.eval_sets.EVAL_SETS).
+# Where `groupvit download-eval` puts each real dataset under its --root (groupvit.evaluation.download.sets.EVAL_SETS).
 _DOWNLOAD_LAYOUT = {"voc": ("voc", "VOCdevkit", "VOC2012"), "context": ("context", "VOCdevkit", "VOC2010"),
                     "coco_object": ("coco",)}
 

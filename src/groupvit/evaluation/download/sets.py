@@ -176,7 +176,7 @@ def resolve_file(file_id: str, urls: Mapping[str, str] | None = None,
 
 
 def _build_voc(tmp: Path, archives: dict[str, Path]) -> None:
-    from groupvit.data.archive import safe_extract
+    from groupvit.evaluation.download.archive import safe_extract
 
     keep = ("VOCdevkit/VOC2012/JPEGImages/", "VOCdevkit/VOC2012/SegmentationClass/",
             "VOCdevkit/VOC2012/ImageSets/Segmentation/")
@@ -230,7 +230,7 @@ def _build_context(tmp: Path, archives: dict[str, Path]) -> None:
     from PIL import Image
     from scipy.io import loadmat
 
-    from groupvit.data.archive import safe_extract
+    from groupvit.evaluation.download.archive import safe_extract
 
     keep = ("VOCdevkit/VOC2010/JPEGImages/", "VOCdevkit/VOC2010/ImageSets/Main/")
     safe_extract(archives["voc2010_trainval"], tmp, select=lambda rel: (rel + "/").startswith(keep))
@@ -263,7 +263,7 @@ def _build_context(tmp: Path, archives: dict[str, Path]) -> None:
 
 
 def _build_coco(tmp: Path, archives: dict[str, Path]) -> None:
-    from groupvit.data.archive import safe_extract
+    from groupvit.evaluation.download.archive import safe_extract
     from groupvit.evaluation.datasets.coco_object import convert_coco_stuff_to_object
 
     safe_extract(archives["coco_val2017"], tmp / "images", select=lambda rel: rel.startswith("val2017/"))
@@ -296,7 +296,7 @@ def prepare_eval_dataset(
     (placed by hand) is checked with the reader and marked, never overwritten.
     """
     from groupvit.atomic import atomic_write_json
-    from groupvit.data.fetch import fetch, read_sidecar
+    from groupvit.evaluation.download.fetch import fetch, read_sidecar
     from groupvit.evaluation.datasets import load_eval_dataset
 
     spec = _spec(name)

@@ -1,0 +1,71 @@
+"""The paper's tables and checks mean what they say: an ablation row differs from its reference only in the ablated
+setting, the paper's number stands beside every row the paper has, and a claim is called "holds" only beyond the
+seed spread and the bootstrap intervals."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from groupvit.config import load_config
+from groupvit.report.checks import DIRECTION, FAILS, HOLDS, compare, reproduction_checks
+from groupvit.report.tables import TABLE_KEYS, ablation_table, differing_keys, members, reference
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def default_cfg():
+    return load_config(REPO / "config" / "config.yaml", "default")
+
+
+def _rows(model: str, mious: list[float], ci: float = 1.0, floor: float = 10.0) -> list[dict]:
+    return [{"model": model, "dataset": "synthetic", "seed": seed, "mIoU": m, "mIoU_ci95_low": m - ci,
+             "mIoU_ci95_high": m + ci, "floor_mIoU": floor, "IoU/circle": m, "IoU/star": m}
+            for seed, m in enumerate(mious)]
+
+
+def test_each_table1_row_differs_from_the_main_model_only_in_the_ablated_setting(default_cfg):
+    main = default_cfg.study.main_variant
+    for variant in members(default_cfg, "assignment_x_multilabel"):
+        changed = differing_keys(default_cfg, variant, main)
+        assert changed <= TABLE_KEYS["assignment_x_multilabel"], (variant, changed)
+        assert not any(key.startswith("eval.") for key in changed), (variant, changed)
+    table = ablation_table(default_cfg, pd.DataFrame(_rows(main, [25.0])), "assignment_x_multilabel", "synthetic")
+    row = table.frame.set_index("variant").loc["groupvit_2stage_no_multilabel"]
+    assert row["differs from the reference in"] == "data.multi_label_nouns, train.loss.multi_label_weight"
+
+
+def test_table2_is_measured_on_the_1stage_model_and_shows_the_paper_number(default_cfg):
+    assert reference(default_cfg, "group_tokens") == "groupvit_1stage"
+    metrics = pd.DataFrame(_rows("groupvit_1stage", [23.8]))
+    frame = ablation_table(default_cfg, metrics, "group_tokens", "synthetic").frame.set_index("variant")
+    row = frame.loc["groupvit_1stage"]
+    assert (row["group tokens"], row["output tokens"]) == ("16", "8")
+    assert row["paper: VOC mIoU"] == 37.1  # the paper's 1-stage 16 group tokens -> 8 output tokens
+    assert row["ours: mIoU"] == "23.8"
+
+
+def test_verdicts_need_seeds_and_a_lead_beyond_spread_and_intervals():
+    def verdict(a: list[float], b: list[float], ci: float = 1.0) -> str:
+        metrics = pd.DataFrame(_rows("a", a, ci) + _rows("b", b, ci))
+        return compare("a beats b", "-", metrics, "synthetic", "a", "b").verdict
+
+    assert verdict([30.0, 31.0, 29.0], [20.0, 21.0, 19.0]) == HOLDS
+    assert verdict([30.0], [20.0]) == DIRECTION  # one seed: training noise unmeasured
+    assert verdict([30.0, 22.0], [21.0, 20.0]) == DIRECTION  # lead 5.5 within the seed spread 5.7
+    assert verdict([30.0, 31.0], [27.0, 28.0], ci=3.0) == DIRECTION  # intervals overlap
+    assert verdict([25.0, 25.2], [24.9, 25.0]) == FAILS  # a tie
+    assert verdict([20.0, 21.0], [30.0, 31.0]) == FAILS  # the opposite ordering
+
+
+def test_checks_report_the_three_levels_on_a_study(default_cfg):
+    rows = _rows("groupvit_2stage", [26.6, 23.4], ci=1.5) + _rows("groupvit_1stage", [23.8], ci=1.5)
+    rows += _rows("groupvit_2stage_soft", [14.9]) + _rows("groupvit_2stage_no_multilabel", [17.2])
+    for grouper in default_cfg.variants["vit_baselines"].groupers:
+        rows += _rows(f"vit_baselines_{grouper}", [19.5])
+    checks = {c.claim.split(" (")[0]: c for c in reproduction_checks(default_cfg, pd.DataFrame(rows), "synthetic")}
+    assert checks["2-stage grouping beats 1-stage"].verdict == DIRECTION  # one 1-stage seed, lead within spread
+    assert checks["Segmentation emerges from text supervision"].verdict == HOLDS  # both seeds above 2x floor 20
+    assert "95% CI" in checks["Hard assignment beats soft assignment"].ours
