@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from groupvit.train.summary import cpu_model
+
 PACKAGES = ("torch", "snakemake", "dvc")
 
 
@@ -25,16 +27,6 @@ def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return found
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), else what the platform module knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(errors="replace"), flags=re.M)
-        if match:
-            return match.group(1).strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def run_timings(runs_dir: Path) -> pd.DataFrame:
     """One row per run summary: variant, seed, wall_time_s (process start to final model written), train_time_s
     (the training loop alone), threads (torch threads of the job) and the torch version the run used."""
@@ -47,10 +39,14 @@ def run_timings(runs_dir: Path) -> pd.DataFrame:
             "seed": int(summary.get("seed", path.parent.name.removeprefix("seed"))),
             "wall_time_s": summary.get("wall_time_s"),
             "train_time_s": summary.get("train_time_s"),
+            "started_at": summary.get("started_at"),
+            "finished_at": summary.get("finished_at"),
+            "cpu": str(summary.get("device", "")).removeprefix("cpu:").split(" (")[0],
             "threads": int(threads.group(1)) if threads else None,
             "torch_version": summary.get("torch_version"),
         })
-    return pd.DataFrame(rows, columns=["variant", "seed", "wall_time_s", "train_time_s", "threads", "torch_version"])
+    return pd.DataFrame(rows, columns=["variant", "seed", "wall_time_s", "train_time_s", "started_at", "finished_at",
+                                       "cpu", "threads", "torch_version"])
 
 
 def _minutes(seconds: float) -> str:
@@ -58,11 +54,15 @@ def _minutes(seconds: float) -> str:
 
 
 def training_time_line(timings: pd.DataFrame) -> str:
-    """What the study's training cost, from per-run timings (run_timings, or the runs table's train_time_s), with
-    what the number covers: the summaries hold durations, not start and end times, so the elapsed time of a study
-    that ran jobs side by side is not known; the sum over runs and the longest run bound it."""
+    """What the study's training took: the elapsed time from the first run's start to the last run's end where the
+    summaries record both (jobs run side by side), else the sum over runs and the longest run, which bound it."""
     if timings.empty:
         return "Training time: no run summaries found."
+    if {"started_at", "finished_at"} <= set(timings) and timings[["started_at", "finished_at"]].notna().all().all():
+        start, end = pd.to_datetime(timings["started_at"]).min(), pd.to_datetime(timings["finished_at"]).max()
+        return (f"Training time: {_minutes((end - start).total_seconds())} elapsed for {len(timings)} runs, from the "
+                f"first run's start ({start:%Y-%m-%d %H:%M} UTC) to the last run's final model; data synthesis, "
+                "evaluation and tables are not included.")
     column = "wall_time_s" if "wall_time_s" in timings and timings["wall_time_s"].notna().all() else "train_time_s"
     if column not in timings or timings[column].isna().all():
         return "Training time: the run summaries record no durations."
@@ -85,8 +85,10 @@ def environment_line(timings: pd.DataFrame) -> str:
     recorded = sorted({str(v) for v in timings.get("torch_version", pd.Series(dtype=object)).dropna()})
     differs = any(v.split("+")[0] != found.get("torch") for v in recorded)  # "+cu130": the same release
     trained = f"; the runs trained with torch {', '.join(recorded)}" if differs else ""
-    return (f"Software: {software}{trained}. CPU of the machine that rendered this report: {cpu_model()}, "
-            f"{os.cpu_count()} logical CPUs{per_job}.")
+    cpus = sorted({c for c in timings.get("cpu", pd.Series(dtype=object)).dropna() if c and c != "cuda"})
+    trained_on = f"The runs trained on: {', '.join(cpus)}{per_job}. " if cpus else ""
+    return (f"Software: {software}{trained}. {trained_on}This report was rendered on {cpu_model()}, "
+            f"{os.cpu_count()} logical CPUs{'' if cpus else per_job}.")
 
 
 __all__ = ["cpu_model", "environment_line", "run_timings", "training_time_line", "versions"]

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +350,9 @@ def _finish(cfg: Any, result: Any, out_dir: Path, manager: CheckpointManager, ct
     if ctx.is_master:
         save_model(out_dir / "model.pt")
         summary["wall_time_s"] = time.monotonic() - wall_start
+        finished = datetime.now(timezone.utc)  # start and end: the study's elapsed time when jobs ran side by side
+        summary["started_at"] = (finished - timedelta(seconds=summary["wall_time_s"])).isoformat(timespec="seconds")
+        summary["finished_at"] = finished.isoformat(timespec="seconds")
         write_summary_json(summary, out_dir / "summary.json")
         write_summary_json(summary, summary_copy)
         _say(ctx, f"done: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "

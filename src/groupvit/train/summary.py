@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,20 @@ def git_commit(cwd: str | Path | None = None) -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what the platform module knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(errors="replace"), flags=re.M)
+        if match:
+            return match.group(1).strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"cpu:{cpu_model()} ({torch.get_num_threads()} threads)"
 
 
 def write_summary_json(obj: Any, path: str | Path) -> Path:
