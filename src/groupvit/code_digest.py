@@ -3,8 +3,9 @@
 `code_digest(["groupvit.cli:cmd_train"])` follows the job's imports inside the `groupvit` package, transitively
 (module-level and function-level imports, and the lazy `_LAZY` exports of package `__init__` files), and hashes
 what it reaches: each module's syntax tree without docstrings, and the package-data files (.yaml, .json) beside the
-modules it reaches. Comments, docstrings and formatting are not part of a module's syntax tree, so editing them
-changes no digest and reruns nothing; any change to what the code does (a statement, a default, a data file) does.
+modules it reaches (not the config schema, which only validates). Comments, docstrings and formatting are not part
+of a syntax tree, so editing them changes no digest and reruns nothing; any change to what the code does (a
+statement, a default, a data file) does.
 
 An entry is a module (`groupvit.report.build`) or one function of a module (`groupvit.cli:cmd_train`): for a
 function, only that function, the module-level functions and names it uses, and the imports behind those count,
@@ -23,6 +24,8 @@ from pathlib import Path
 PACKAGE = "groupvit"
 SRC = Path(__file__).resolve().parent.parent  # the folder that holds the groupvit package
 DATA_SUFFIXES = (".yaml", ".json")
+# Package data that only validates or documents a config: editing it changes nothing a job computes.
+NOT_BEHAVIOUR = ("config.schema.yaml",)
 
 
 def code_digest(entries: Iterable[str], src: Path = SRC) -> str:
@@ -31,7 +34,8 @@ def code_digest(entries: Iterable[str], src: Path = SRC) -> str:
     for entry in entries:
         module, _, function = entry.partition(":")
         _visit(module, src, reached, function or None)
-    data = {p for path in list(reached) for p in path.parent.iterdir() if p.suffix in DATA_SUFFIXES}
+    data = {p for path in list(reached) for p in path.parent.iterdir()
+            if p.suffix in DATA_SUFFIXES and p.name not in NOT_BEHAVIOUR}
     for path in data:
         reached[path] = path.read_bytes().hex()
     digest = hashlib.sha256()
