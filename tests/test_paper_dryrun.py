@@ -1,8 +1,8 @@
 """The paper preset is plannable on a cluster: a dry run through the SLURM profile lists the eval-data downloads, one
 8-GPU pretraining job and one 1-GPU evaluation per dataset.
 
-The slurm executor plugin is not installed here, so the dry run keeps the profile's settings (resources, jobs, ...)
-but overrides its `executor: slurm` with `--executor local`. workflow/profiles/default (the workflow profile, which
+A dry run needs no cluster: it keeps the profile's settings (resources, jobs, ...) but overrides its
+`executor: slurm` with `--executor local` (tests/test_workflow_slurm.py submits to a real one-node cluster). workflow/profiles/default (the workflow profile, which
 Snakemake applies on top of --profile) must not cap the 8-GPU job. The eval root points at an empty folder so the
 download jobs appear whatever is on this machine.
 """

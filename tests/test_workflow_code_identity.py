@@ -46,11 +46,15 @@ def _plan(root: Path) -> dict[str, int]:
 
 @pytest.mark.parametrize("path, edit, expected", [
     ("src/groupvit/evaluation/metrics.py", PROBE, {"evaluate": 5, "tables": 1, "report": 1}),
-    ("src/groupvit/model/grouping.py", PROBE, {"pretrain": 2, "evaluate": 5, "tables": 1, "report": 1}),
-    ("src/groupvit/model/loss.py", PROBE, {"pretrain": 2, "evaluate": 5, "tables": 1, "report": 1}),
-    ("src/groupvit/report/tables.py", PROBE, {"tables": 1, "report": 1}),
+    ("src/groupvit/model/grouping.py", PROBE,
+     {"pretrain": 2, "evaluate": 5, "tables": 1, "classify": 2, "classification_table": 1, "report": 1}),
+    ("src/groupvit/model/loss.py", PROBE,
+     {"pretrain": 2, "evaluate": 5, "tables": 1, "classify": 2, "classification_table": 1, "report": 1}),
+    ("src/groupvit/evaluation/classification.py", PROBE, {"classify": 2, "classification_table": 1, "report": 1}),
+    ("src/groupvit/report/tables.py", PROBE, {"tables": 1, "classification_table": 1, "report": 1}),
     ("src/groupvit/data/world/shapes.py", PROBE,
-     {"synthesize_world": 1, "pretrain": 2, "evaluate": 5, "tables": 1, "report": 1}),
+     {"synthesize_world": 1, "pretrain": 2, "evaluate": 5, "tables": 1, "classify": 2, "classification_table": 1,
+      "report": 1}),
     ("src/groupvit/model/loss.py", "\n# a comment only: documentation is not behaviour\n", {}),
     ("src/groupvit/config/config.schema.yaml", "\n# the schema validates; it computes nothing\n", {}),
     ("benchmarks/model_step.py", PROBE, {}),
@@ -77,7 +81,7 @@ def test_dvc_plots_draw_one_line_per_run_and_the_report_figures_as_images(study)
     runs = {row["run"] for row in curves["data"]["values"]}
     assert runs == {"groupvit_2stage/seed0", "vit_baselines/seed0"}
     images = [name for name, entries in plots.items() if entries and entries[0]["type"] == "image"]
-    assert "results/smoke/figures/qualitative.png" in images and len(images) >= 3
+    assert "results/smoke/figures/qualitative_soft.png" in images and len(images) >= 3
 
 
 def test_a_fresh_clone_that_pulls_the_results_has_nothing_to_do_after_one_touch(study, tmp_path):

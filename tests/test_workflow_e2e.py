@@ -77,7 +77,14 @@ def test_snakemake_builds_tables_metrics_and_report(smoke_checkout):
     assert 0.0 <= metrics["groupvit_2stage"]["synthetic"]["mIoU"] <= 100.0
     html = (results / "reports" / "report.html").read_text()
     assert "What reproduced and what did not" in html and "Traceback" not in html
-    assert (results / "figures" / "qualitative.png").stat().st_size > 10_000
+    # zero-shot classification of every trained model, in a table beside the paper's ImageNet top-1 and in the report
+    classification = (results / "tables" / "zero_shot_classification.md").read_text()
+    assert "| groupvit_2stage | synthetic |" in classification and "| vit_baselines | synthetic |" in classification
+    assert "42.9" in classification and 'id="Zero-shot-classification"' in html
+    assert sorted(p.relative_to(results / "classification").as_posix()
+                  for p in (results / "classification").rglob("*.json")) == [
+        "groupvit_2stage/seed0/synthetic.json", "vit_baselines/seed0/synthetic.json"]
+    assert (results / "figures" / "qualitative_soft.png").stat().st_size > 10_000
     # the deviations table lists every key the preset changes (pandas would print only the first and last five)
     from groupvit.config import load_config
     from groupvit.report.tables import paper_deviations
@@ -92,7 +99,7 @@ def test_report_embeds_every_figure_and_shows_no_stderr_warnings_or_machine_path
     cells = [c for c in json.loads((results / "reports" / "report.ipynb").read_text())["cells"]
              if c["cell_type"] == "code"]
     figure_cells = [c for c in cells if "figure" in c["metadata"].get("tags", [])]
-    assert len(figure_cells) >= 5  # mIoU bars, per-class heatmap, learning curves, study curves, group maps
+    assert len(figure_cells) >= 6  # mIoU bars, per-class heatmap, learning curves, study curves, group maps, concepts
     without_image = ["".join(c["source"])[:60] for c in figure_cells
                      if not any("image/png" in out.get("data", {}) for out in c["outputs"])]
     assert without_image == []
@@ -113,7 +120,8 @@ def test_report_embeds_every_figure_and_shows_no_stderr_warnings_or_machine_path
         assert fact in html, fact
     # the figures folder holds exactly the figures the report rule declares (the notebook writes each of them)
     assert sorted(p.name for p in (results / "figures").iterdir()) == [
-        "miou_bars.png", "per_class_iou.png", "qualitative.png", "qualitative_hard.png", "training_curves.png"]
+        "group_concepts.png", "miou_bars.png", "per_class_iou.png", "qualitative_hard.png", "qualitative_soft.png",
+        "training_curves.png"]
 
 
 def test_second_run_has_nothing_to_do_and_a_deleted_checkpoint_reruns_only_its_descendants(smoke_checkout):
@@ -121,7 +129,7 @@ def test_second_run_has_nothing_to_do_and_a_deleted_checkpoint_reruns_only_its_d
     (smoke_checkout / "runs" / "smoke" / "vit_baselines" / "seed0" / "model.pt").unlink()
     plan = _run(["snakemake", "--cores", "2", "-n"], smoke_checkout)
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))
-    assert jobs.get("pretrain") == "1" and jobs.get("evaluate") == "4", plan
+    assert jobs.get("pretrain") == "1" and jobs.get("evaluate") == "4" and jobs.get("classify") == "1", plan
     assert "synthesize_world" not in jobs
 
 
@@ -197,5 +205,7 @@ def test_only_what_a_run_learns_from_retrains_it(smoke_checkout, tmp_path):
     assert "pretrain" not in planned("description: unchanged")  # the checkout is up to date to begin with
     rescored = planned("eval: {bg_thresh: 0.7}")
     assert "pretrain" not in rescored and rescored.get("evaluate") == "5", rescored
+    assert "classify" not in rescored  # a segmentation setting; a classification one re-classifies
+    assert planned("eval: {cls_crop: 48}").get("classify") == "2"
     assert "pretrain" not in planned("train: {log_every: 3}")
     assert planned("train: {base_lr: 0.001}").get("pretrain") == "2"

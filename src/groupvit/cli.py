@@ -149,49 +149,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_segment(args: argparse.Namespace) -> int:
-    from groupvit.evaluation import segment_images
-    from groupvit.model import load_model
-
-    cfg = _config(args)
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    if not classes:
-        raise ConfigError("--classes: give at least one class name, e.g. --classes 'cat,dog'")
-    model = load_model(args.checkpoint)
-    grouper = None
-    if args.grouper != "groupvit":
-        from groupvit.evaluation import ClusterGrouper
-
-        grouper = ClusterGrouper(model, args.grouper, cfg.eval)
-    written = segment_images(model, args.images, classes, Path(args.out), cfg.eval, bg_thresh=args.bg_thresh,
-                             grouper=grouper, mean=cfg.data.augment.mean, std=cfg.data.augment.std)
-    for path in written:
-        print(path)
-    return 0
-
-
-def cmd_classify(args: argparse.Namespace) -> int:
-    """Zero-shot classification: an ImageNet-style folder (root/<class>/*.jpg) or the world's single-object crops."""
-    from groupvit.atomic import atomic_write_json
-    from groupvit.evaluation import evaluate_image_folder, evaluate_object_crops
-    from groupvit.model import load_model
-
-    cfg = _config(args)
-    model = load_model(args.checkpoint)
-    norm = {"mean": cfg.data.augment.mean, "std": cfg.data.augment.std}
-    if args.folder:
-        result = evaluate_image_folder(model, args.folder, cfg.eval, max_images=args.max_images, **norm)
-    else:
-        dataset = _eval_dataset(cfg, "synthetic", args.split, args.root)
-        result = evaluate_object_crops(model, dataset, cfg.eval, max_images=args.max_images, **norm)
-    record = {"checkpoint": args.checkpoint, "source": args.folder or f"synthetic/{args.split} object crops",
-              **result.to_dict()}
-    if args.out:
-        atomic_write_json(record, args.out)
-    print(f"top-1 {result.top1:.4f}, top-5 {result.top5:.4f} on {result.num_images} images")
-    return 0
-
-
 def cmd_download_pairs(args: argparse.Namespace) -> int:
     """URL/caption lists -> webdataset shards (groupvit.data.pairs): the preset's `pairs` datasets, or --list."""
     from dataclasses import replace
@@ -293,26 +250,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="metrics JSON path (a _per_class.csv is written beside it)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("segment", help="segment your own images with a checkpoint and a list of class names")
-    _add_config_args(p)
-    p.add_argument("images", nargs="+")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--classes", required=True, help="comma-separated class names, e.g. 'cat,dog,grass'")
-    p.add_argument("--grouper", default="groupvit", choices=groupers)
-    p.add_argument("--bg-thresh", type=float, default=None, help="background threshold (default: eval.bg_thresh)")
-    p.add_argument("--out", required=True, help="folder for the overlay PNGs")
-    p.set_defaults(func=cmd_segment)
-
-    p = sub.add_parser("classify", help="zero-shot classification accuracy (image folder or synthetic object crops)")
-    _add_config_args(p)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--folder", default=None, help="ImageNet-style root/<class_name>/*.jpg (default: world crops)")
-    p.add_argument("--split", default="eval", choices=["eval", "val"])
-    p.add_argument("--root", default=None, help="synthetic split folder (default: data/<preset>/synthetic/<split>)")
-    p.add_argument("--max-images", type=int, default=0)
-    p.add_argument("--out", default=None, help="write the result as JSON here")
-    p.set_defaults(func=cmd_classify)
-
     p = sub.add_parser("download-eval", help="download, verify and convert VOC / Context / COCO-Object for evaluation")
     _add_config_args(p)
     p.add_argument("--dataset", required=True, choices=["voc", "context", "coco_object", "all"])
@@ -347,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default=None, help="training runs folder (default: runs/<preset>)")
     p.add_argument("--out", default=None, help="results folder (default: results/<preset>)")
     p.set_defaults(func=cmd_tables)
+
+
+
+    from groupvit.cli_tools import add_tool_parsers  # your own images, data and models
+
+    add_tool_parsers(sub)
     return parser
 
 

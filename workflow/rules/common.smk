@@ -46,6 +46,8 @@ CODE = {
     "train": code_digest(["groupvit.cli:cmd_train"]),
     "evaluate": code_digest(["groupvit.cli:cmd_evaluate"]),
     "tables": code_digest(["groupvit.cli:cmd_tables"]),
+    "classify": code_digest(["groupvit.cli_tools:cmd_classify"]),
+    "classification_table": code_digest(["groupvit.cli_tools:cmd_classification_table"]),
     "report": code_digest(notebook_entries(Path(workflow.basedir).parent / "notebooks" / "report.ipynb")),
 }
 

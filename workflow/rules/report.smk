@@ -2,15 +2,18 @@
 
 
 # Every figure the notebook writes, declared so that a figure no cell writes any more cannot linger among the outputs;
-# the qualitative grids exist only for the synthetic world, whose images the notebook segments.
+# the qualitative grids and the group concepts exist only for the synthetic world, whose images the notebook reads.
 REPORT_FIGURES = ["miou_bars", "per_class_iou", "training_curves"]
-REPORT_FIGURES += ["qualitative", "qualitative_hard"] if EXP.eval.datasets[0] == "synthetic" else []
+REPORT_FIGURES += ["qualitative_soft", "qualitative_hard"] if EXP.eval.datasets[0] == "synthetic" else []
+REPORT_FIGURES += ["group_concepts"] if EXP.eval.datasets[0] == "synthetic" else []
 
 
 rule report:
     input:
         notebook="notebooks/report.ipynb",
         tables=rules.tables.output,
+        # the classification table, when the preset has something to classify (classify.smk)
+        classification=rules.classification_table.output if CLASSIFY_SOURCES else [],
         model=f"{RUNS}/{EXP.study.main_variant}/seed{EXP.seeds_of(EXP.study.main_variant)[0]}/model.pt",
         data=train_data_inputs,
     output:

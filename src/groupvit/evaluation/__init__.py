@@ -12,7 +12,9 @@ Modules, one job each:
   split_score     score_split: mIoU, objects-only mIoU, all-background floor and group oracle of one split
   datasets/       synthetic, VOC, Context, COCO-Object readers; classification: zero-shot accuracy
   download/       the real datasets' download, verification and conversion (groupvit download-eval)
-  overlays        segment_images: overlays for your own photos; figures, palette: report plots
+  overlays        segment_files / segment_images: `groupvit segment` on your own images (overlay, mask, JSON);
+                  input_protocol: the checkpoint's own resize and windows; user_inputs: reading any image and
+                  name lists; segment_outputs: palette masks and per-segment scores; figures, palette: report plots
 
 The package import stays light (the config loader imports EvalConfig from here); the API below loads lazily.
 """

@@ -23,7 +23,7 @@ import os
 import tarfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("key", "url", "caption", "status", "error_message", "width", "height", "original_width",
                  "original_height", "sha256")
+
+
+# How a sample's bytes are read from its `url` column: fetch_url (HTTP) or, for local folders, a picklable callable
+# (groupvit.data.pairs.folder) that raises FetchError for a file it cannot read.
+Reader = Callable[[str, "FetchSettings"], bytes]
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,18 @@ def read_pairs_file(path: str | os.PathLike) -> Iterator[Pair]:
             yield url, caption
 
 
-def _fetch_one(url: str, caption: str, key: str, settings: FetchSettings) -> tuple[dict, bytes | None]:
+def fetch_url(url: str, settings: FetchSettings) -> bytes:
+    """The default reader of a sample's bytes: an HTTP(S) download (FetchError on failure)."""
+    return fetch(url, timeout=settings.timeout, retries=settings.retries, backoff=settings.backoff)
+
+
+def _fetch_one(url: str, caption: str, key: str, settings: FetchSettings, read: Reader = fetch_url,
+               ) -> tuple[dict, bytes | None]:
     """(the sample-table row, the JPEG bytes or None)."""
     row = dict.fromkeys(TABLE_COLUMNS)
     row.update(key=key, url=url, caption=caption)
     try:
-        data = fetch(url, timeout=settings.timeout, retries=settings.retries, backoff=settings.backoff)
+        data = read(url, settings)
     except FetchError as err:
         row.update(status="failed_to_download", error_message=err.detail, _reason=err.status)
         return row, None
@@ -116,8 +127,9 @@ def _remove_leftovers(out_dir: Path, name: str) -> None:
         path.unlink(missing_ok=True)
 
 
-def download_shard(shard_id: int, total: int, pairs: list[Pair], out_dir: str, settings: FetchSettings) -> dict:
-    """Fetch one shard's pairs and write its table, tar and (last) stats; return the stats."""
+def download_shard(shard_id: int, total: int, pairs: list[Pair], out_dir: str, settings: FetchSettings,
+                   read: Reader = fetch_url, backend: str = "builtin") -> dict:
+    """Fetch one shard's pairs (with `read`) and write its table, tar and (last) stats; return the stats."""
     out, name = Path(out_dir), shard_name(shard_id, total)
     files = shard_files(out, name)
     _remove_leftovers(out, name)
@@ -133,7 +145,7 @@ def download_shard(shard_id: int, total: int, pairs: list[Pair], out_dir: str, s
         with atomic_open(files["tar"], "wb") as handle, \
                 tarfile.open(fileobj=handle, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             jobs = [(url, caption, key) for (url, caption), key in zip(pairs, keys)]
-            for row, jpeg in pool.map(lambda job: _fetch_one(*job, settings), jobs):
+            for row, jpeg in pool.map(lambda job: _fetch_one(*job, settings, read), jobs):
                 rows.append(row)
                 if jpeg is None:
                     continue
@@ -156,7 +168,7 @@ def download_shard(shard_id: int, total: int, pairs: list[Pair], out_dir: str, s
         "end_time": time.time(),
         "status_dict": dict(status.most_common()),
         "bytes": written,
-        "backend": "builtin",
+        "backend": backend,
         "settings": asdict(settings),
     }
     atomic_write_json(stats, files["stats"])
@@ -170,8 +182,9 @@ def _log_shard(name: str, stats: dict) -> None:
 
 
 def run_builtin(pairs_file: str | os.PathLike, out_dir: str | os.PathLike, num_pairs: int, settings: FetchSettings,
-                processes: int = 1) -> list[str]:
-    """Download every unfinished shard of the pairs file; return the names of the shards done in this call."""
+                processes: int = 1, read: Reader = fetch_url, backend: str = "builtin") -> list[str]:
+    """Download (read with `read`) every unfinished shard of the pairs file; return the names of the shards done in
+    this call. `backend` is what the stats files record."""
     out = Path(out_dir)
     total = num_shards(num_pairs, settings.samples_per_shard)
     pairs = read_pairs_file(pairs_file)
@@ -183,14 +196,14 @@ def run_builtin(pairs_file: str | os.PathLike, out_dir: str | os.PathLike, num_p
         log.info("%d of %d shards already finished in %s; skipping them", skipped, total, out)
     if processes <= 1:
         for i, chunk in pending:
-            stats = download_shard(i, total, chunk, str(out), settings)
+            stats = download_shard(i, total, chunk, str(out), settings, read, backend)
             _log_shard(shard_name(i, total), stats)
             done.append(shard_name(i, total))
         return done
     with ProcessPoolExecutor(max_workers=processes) as pool:
         running: dict[Future, int] = {}
         for i, chunk in pending:
-            running[pool.submit(download_shard, i, total, chunk, str(out), settings)] = i
+            running[pool.submit(download_shard, i, total, chunk, str(out), settings, read, backend)] = i
             if len(running) >= 2 * processes:  # bounded: never hold the whole list in flight
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:

@@ -31,7 +31,7 @@ class PairsConfig:
 
     datasets: list[PairsDatasetConfig] = field(default_factory=list)
     output_dir: str = ""  # empty: data/<preset>/shards
-    backend: str = "builtin"  # builtin (this package) | img2dataset (a separate install, see README)
+    backend: str = "builtin"  # builtin (this package) | img2dataset (a separate install, see docs/real-data.md)
     image_size: int = 512  # short side after resizing, keep ratio (the official shards: 512)
     resize_only_if_bigger: bool = True  # the official img2dataset commands never upscale
     encode_quality: int = 95  # JPEG quality of the re-encoded images (img2dataset's default)

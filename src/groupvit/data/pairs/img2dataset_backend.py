@@ -2,7 +2,7 @@
 
 Why a subprocess and not an import: img2dataset (the tool the official GroupViT shards were made with) pins
 webdataset<0.3 and pandas<3, which the training environment cannot have. It lives in a separate environment
-(workflow/envs/img2dataset.yaml, or the pip venv .venv-img2dataset described in the README) and this module only
+(workflow/envs/img2dataset.yaml, or the pip venv .venv-img2dataset described in docs/real-data.md) and this module only
 needs the path of its `img2dataset` executable (`pairs.img2dataset_executable`).
 
 It reads the filtered pairs file (url<TAB>caption with a header, written by groupvit.data.pairs.download), so

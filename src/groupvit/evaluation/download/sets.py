@@ -47,7 +47,7 @@ class RemoteFile:
     checksum_source: str = ""
 
 
-# Pinned checksums and where they come from (see README, "Real data"). md5 is verified where it is the only digest
+# Pinned checksums and where they come from (see docs/real-data.md). md5 is verified where it is the only digest
 # published; files without any published digest need --allow-unpinned (or a pin via eval_data.sha256).
 FILES: dict[str, RemoteFile] = {f.id: f for f in (
     RemoteFile(
