@@ -80,6 +80,20 @@ def test_classify_reads_an_imagenet_layout_folder(work):
     assert set(record["per_class_acc"]) == {"red circle", "blue square"}  # folder names, '_' -> ' '
 
 
+def test_classify_on_a_folder_uses_the_checkpoints_own_protocol(work):
+    """Without --preset/--set/--variant, a folder is classified at the resolution the checkpoint was trained and
+    evaluated with (our checkpoints carry their config, as training saves it), and the command says so."""
+    from groupvit.model import build_model, save_checkpoint
+
+    cfg = load_config(CONFIG, "smoke", ["eval.cls_resize=40", "eval.cls_crop=32"])
+    torch.manual_seed(0)
+    path = save_checkpoint(work / "own.pt", build_model(cfg.for_variant("groupvit_2stage").model),
+                           config=cfg.for_variant("groupvit_2stage").to_dict())
+    printed = _ok("classify", "--checkpoint", str(path), "--folder", str(work / "photos"), cwd=work)
+    assert "resize the short side to 40 px, centre crop 32 px (from the checkpoint's own config, preset smoke)" \
+        in printed
+
+
 def test_classify_names_a_missing_checkpoint(work):
     result = _groupvit("classify", "--config", str(CONFIG), "--preset", "smoke", "--checkpoint", "nope.pt",
                        "--folder", str(work / "photos"), cwd=work)

@@ -6,8 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from groupvit.cli import _add_config_args, _config, _eval_dataset
-from groupvit.config import DEFAULT_CONFIG, ConfigError, ExperimentConfig
+from groupvit.cli import _add_config_args
+from groupvit.config import DEFAULT_CONFIG, ConfigError, ExperimentConfig, load_config
+
+
+# The commands here load the config themselves rather than through groupvit.cli's helpers: a workflow job's code
+# digest (groupvit.code_digest) follows imports, and `classify` must not depend on every command of the CLI.
+def _config(args: argparse.Namespace) -> ExperimentConfig:
+    return load_config(args.config, args.preset, args.overrides)
+
+
+def _synthetic_split(cfg: ExperimentConfig, split: str, root: str | None):
+    from groupvit.evaluation import load_eval_dataset
+
+    return load_eval_dataset("synthetic", root or cfg.data_dir / "synthetic" / split, split="val")
 
 
 def _segment_names(args: argparse.Namespace) -> tuple[list[str], list[str] | None]:
@@ -123,10 +135,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.folder:
         from groupvit.evaluation.classification import load_image_folder
 
-        result = evaluate_image_folder(model, args.folder, cfg.eval, max_images=args.max_images, **norm)
+        eval_cfg = cfg.eval
+        if not (_names_a_config(args) or args.variant):  # one's own folder: the checkpoint's own protocol
+            source = _protocol_source(args)
+            eval_cfg, norm = source.eval, {"mean": source.mean, "std": source.std}
+            print(f"protocol: resize the short side to {eval_cfg.cls_resize} px, centre crop {eval_cfg.cls_crop} px "
+                  f"(from {source.origin})")
+        result = evaluate_image_folder(model, args.folder, eval_cfg, max_images=args.max_images, **norm)
         classes = len(load_image_folder(args.folder).class_names)
     else:
-        dataset = _eval_dataset(cfg, "synthetic", args.split, args.root)
+        dataset = _synthetic_split(cfg, args.split, args.root)
         result = evaluate_object_crops(model, dataset, cfg.eval, max_images=args.max_images, **norm)
         classes = len(dataset.foreground_prompts)
     record = {"checkpoint": args.checkpoint, "source": args.folder or f"synthetic/{args.split} object crops",
