@@ -2,7 +2,8 @@
 job and its descendants, and nothing else; an edit to comments, benchmarks or tests plans nothing. DVC and Snakemake
 agree: `dvc repro` records the code, and a fresh clone that pulls the results has nothing left to do.
 
-Slow by nature: it runs the smoke study once (about a minute on 2 cores) in a copy of the checkout.
+Slow by nature: it works on a copy of the session's smoke study (tests/conftest.py) and asks Snakemake for a plan
+after each edit.
 """
 from __future__ import annotations
 
@@ -14,34 +15,29 @@ from pathlib import Path
 
 import pytest
 
-from test_workflow_e2e import BIN, _copy_checkout, _json, _run
+from helpers.workflow import BIN, GIT, copy_study, run, run_json
 
 pytestmark = pytest.mark.slow
-GIT = ["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
 PROBE = "\n\ndef _code_identity_probe():\n    return 1\n"  # a new function: code, not a comment
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("identity") / "repo"
-    _copy_checkout(root)
-    config = root / "config" / "config.yaml"
-    config.write_text(re.sub(r"^preset: \w+", "preset: smoke", config.read_text(), flags=re.M))
-    _run(["git", "init", "-q"], root)
-    _run([*GIT, "add", "-A"], root)
-    _run([*GIT, "commit", "-qm", "smoke"], root)
-    _run(["snakemake", "--cores", "2"], root, timeout=900)
-    return root
+def study(smoke_study, tmp_path_factory) -> Path:
+    return copy_study(smoke_study, tmp_path_factory.mktemp("identity") / "repo")
 
 
 def _plan(root: Path) -> dict[str, int]:
-    out = _run(["snakemake", "-n", "--cores", "2"], root)
+    out = run(["snakemake", "-n", "--cores", "2"], root)
     if "Nothing to be done" in out:
         return {}
     jobs = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M)}
     jobs.pop("total", None)
     jobs.pop("all", None)
     return jobs
+
+
+def test_a_copied_study_is_up_to_date(study):
+    assert _plan(study) == {}
 
 
 @pytest.mark.parametrize("path, edit, expected", [
@@ -61,7 +57,6 @@ def _plan(root: Path) -> dict[str, int]:
     ("tests/test_loss.py", PROBE, {}),
 ])
 def test_a_code_edit_reruns_exactly_the_jobs_that_run_that_code(study, path, edit, expected):
-    assert _plan(study) == {}, "the study must be up to date before the edit"
     file = study / path
     original = file.read_text()
     try:
@@ -73,7 +68,7 @@ def test_a_code_edit_reruns_exactly_the_jobs_that_run_that_code(study, path, edi
 
 
 def test_dvc_plots_draw_one_line_per_run_and_the_report_figures_as_images(study):
-    shown = _json(["dvc", "plots", "show", "--json"], study)
+    shown = run_json(["dvc", "plots", "show", "--json"], study)
     assert not shown.get("errors"), shown["errors"]
     plots = shown["data"]
     curves = plots["results/smoke/training_curves.csv"][0]["content"]
@@ -87,18 +82,18 @@ def test_dvc_plots_draw_one_line_per_run_and_the_report_figures_as_images(study)
 def test_a_fresh_clone_that_pulls_the_results_has_nothing_to_do_after_one_touch(study, tmp_path):
     """`dvc repro` records the code and results; `dvc push` to a local remote, a fresh `git clone` and `dvc pull`
     restore them; `snakemake --touch` (the README's one command) records them as up to date."""
-    _run(["dvc", "repro"], study, timeout=900)
-    _run(["dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")], study)
-    _run(["dvc", "push"], study)
-    _run([*GIT, "add", "-A"], study)
-    _run([*GIT, "add", "-f", "results/smoke"], study)  # the default preset's small results are committed like this
-    _run([*GIT, "commit", "-qm", "results"], study)
+    run(["dvc", "repro"], study, timeout=900)
+    run(["dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")], study)
+    run(["dvc", "push"], study)
+    run([*GIT, "add", "-A"], study)
+    run([*GIT, "add", "-f", "results/smoke"], study)  # the default preset's small results are committed like this
+    run([*GIT, "commit", "-qm", "results"], study)
     clone = tmp_path / "clone"
-    _run(["git", "clone", "-q", str(study), str(clone)], tmp_path)
+    run(["git", "clone", "-q", str(study), str(clone)], tmp_path)
     try:
-        _run(["dvc", "pull"], clone)
-        assert "up to date" in _run(["dvc", "status"], clone)
-        _run(["snakemake", "--touch", "--cores", "1"], clone)
+        run(["dvc", "pull"], clone)
+        assert "up to date" in run(["dvc", "status"], clone)
+        run(["snakemake", "--touch", "--cores", "1"], clone)
         assert _plan(clone) == {}
     finally:
         shutil.rmtree(clone, ignore_errors=True)
@@ -106,7 +101,7 @@ def test_a_fresh_clone_that_pulls_the_results_has_nothing_to_do_after_one_touch(
 
 def test_snakemake_lint_is_clean():
     repo = Path(__file__).resolve().parents[1]
-    out = _run(["snakemake", "--lint"], repo)
+    out = run(["snakemake", "--lint"], repo)
     assert "Congratulations, your workflow is in a good condition!" in out, out
 
 

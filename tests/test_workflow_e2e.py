@@ -8,64 +8,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-TOP_LEVEL_SKIP = {".venv", ".git", "data", "runs", "logs", ".snakemake", ".pytest_cache"}
+from helpers.workflow import BIN, REPO, copy_study, run, run_json
 
 pytestmark = pytest.mark.slow
 
 
-def _copy_checkout(dst: Path) -> None:
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        rel = Path(folder).relative_to(REPO)
-        skipped = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
-        if rel == Path("."):
-            skipped |= TOP_LEVEL_SKIP & set(names)
-        elif rel == Path(".dvc"):
-            skipped |= {"cache", "tmp"} & set(names)
-        elif rel == Path("results"):  # committed results a fresh clone has; the presets' results are remade
-            skipped |= {n for n in names if (Path(folder) / n).is_dir() and n not in ("benchmarks", "studies")}
-        return skipped
-
-    shutil.copytree(REPO, dst, ignore=ignore, symlinks=True)
-    (dst / "data").mkdir(exist_ok=True)
-    shutil.copy(REPO / "data" / "README.md", dst / "data" / "README.md")
-
-
-def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONHASHSEED": "0"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-4000:]}"
-    return output
-
-
-def _json(cmd: list[str], cwd: Path) -> object:
-    """A command's stdout as JSON (warnings go to stderr)."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stderr[-4000:]}"
-    return json.loads(result.stdout)
-
-
 @pytest.fixture(scope="module")
-def smoke_checkout(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("checkout") / "repo"
-    _copy_checkout(root)
-    config = root / "config" / "config.yaml"
-    config.write_text(re.sub(r"^preset: \w+", "preset: smoke", config.read_text(), flags=re.M))
-    _run(["git", "init", "-q"], root)
-    _run(["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "add", "-A"], root)
-    _run(["git", "-c", "user.email=ci@example.invalid", "-c", "user.name=ci", "commit", "-qm", "smoke"], root)
-    _run(["snakemake", "--cores", "2"], root, timeout=900)
-    return root
+def smoke_checkout(smoke_study, tmp_path_factory) -> Path:
+    return copy_study(smoke_study, tmp_path_factory.mktemp("checkout") / "repo")
 
 
 def test_snakemake_builds_tables_metrics_and_report(smoke_checkout):
@@ -125,21 +80,21 @@ def test_report_embeds_every_figure_and_shows_no_stderr_warnings_or_machine_path
 
 
 def test_second_run_has_nothing_to_do_and_a_deleted_checkpoint_reruns_only_its_descendants(smoke_checkout):
-    assert "Nothing to be done" in _run(["snakemake", "--cores", "2", "-n"], smoke_checkout)
+    assert "Nothing to be done" in run(["snakemake", "--cores", "2", "-n"], smoke_checkout)
     (smoke_checkout / "runs" / "smoke" / "vit_baselines" / "seed0" / "model.pt").unlink()
-    plan = _run(["snakemake", "--cores", "2", "-n"], smoke_checkout)
+    plan = run(["snakemake", "--cores", "2", "-n"], smoke_checkout)
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))
     assert jobs.get("pretrain") == "1" and jobs.get("evaluate") == "4" and jobs.get("classify") == "1", plan
     assert "synthesize_world" not in jobs
 
 
 def test_dvc_repro_runs_the_same_dag_and_then_is_up_to_date(smoke_checkout):
-    _run(["snakemake", "--cores", "2"], smoke_checkout, timeout=900)  # restore what the previous test deleted
-    _run(["dvc", "repro"], smoke_checkout, timeout=900)
+    run(["snakemake", "--cores", "2"], smoke_checkout, timeout=900)  # restore what the previous test deleted
+    run(["dvc", "repro"], smoke_checkout, timeout=900)
     assert (smoke_checkout / "dvc.lock").exists()
-    second = _run(["dvc", "repro"], smoke_checkout)
+    second = run(["dvc", "repro"], smoke_checkout)
     assert "didn't change" in second or "up to date" in second
-    shown = _run(["dvc", "metrics", "show"], smoke_checkout)
+    shown = run(["dvc", "metrics", "show"], smoke_checkout)
     assert "groupvit_2stage" in shown
 
 
@@ -148,9 +103,9 @@ def test_dvc_experiments_with_a_changed_param_record_and_compare_their_metrics(s
     experiment retrains, keeps its own metrics (results/smoke/metrics.json is visible to git although results/smoke is
     ignored), and `dvc metrics diff` compares two experiments."""
     for name, steps in (("steps4", 4), ("steps5", 5)):
-        _run(["dvc", "exp", "run", "-n", name, "-S", f"config/config.yaml:presets.smoke.train.steps={steps}"],
+        run(["dvc", "exp", "run", "-n", name, "-S", f"config/config.yaml:presets.smoke.train.steps={steps}"],
              smoke_checkout, timeout=900)
-    shown = _json(["dvc", "exp", "show", "--json"], smoke_checkout)
+    shown = run_json(["dvc", "exp", "show", "--json"], smoke_checkout)
     exps = {rev.get("name"): rev for entry in shown for exp in entry.get("experiments") or []
             for rev in exp.get("revs", [])}
     for name, steps in (("steps4", 4), ("steps5", 5)):
@@ -159,7 +114,7 @@ def test_dvc_experiments_with_a_changed_param_record_and_compare_their_metrics(s
         assert 0.0 <= data["metrics"]["results/smoke/metrics.json"]["data"]["groupvit_2stage"]["synthetic"]["mIoU"] <= 100
     summaries = [json.loads(p.read_text()) for p in (smoke_checkout / "runs" / "smoke").glob("*/seed*/summary.json")]
     assert summaries and all(s["steps"] == 5 for s in summaries)  # the workspace holds the last experiment
-    diff = _json(["dvc", "metrics", "diff", "steps4", "steps5", "--all", "--json"], smoke_checkout)
+    diff = run_json(["dvc", "metrics", "diff", "steps4", "steps5", "--all", "--json"], smoke_checkout)
     row = diff["results/smoke/metrics.json"]["groupvit_2stage.synthetic.mIoU"]
     assert row["old"] == exps["steps4"]["data"]["metrics"]["results/smoke/metrics.json"]["data"][
         "groupvit_2stage"]["synthetic"]["mIoU"]
@@ -182,7 +137,7 @@ def test_an_odd_study_gives_its_last_training_all_the_cores(smoke_checkout, tmp_
     extra.write_text("presets:\n  smoke:\n    variants:\n      groupvit_2stage: {seeds: [0, 1]}\n")
 
     def threads(cores: int, *config: str) -> dict[str, int]:
-        plan = _run(["snakemake", "-n", "-p", "-F", "--cores", str(cores), *config], smoke_checkout)
+        plan = run(["snakemake", "-n", "-p", "-F", "--cores", str(cores), *config], smoke_checkout)
         found = re.findall(r"OMP_NUM_THREADS=(\d+) groupvit train .*?--variant (\w+) --seed (\d+)", plan)
         return {f"{variant}/{seed}": int(n) for n, variant, seed in found}
 
@@ -198,7 +153,7 @@ def test_only_what_a_run_learns_from_retrains_it(smoke_checkout, tmp_path):
     def planned(override: str) -> dict[str, str]:
         extra = tmp_path / "override.yaml"
         extra.write_text(f"presets:\n  smoke:\n    {override}\n")
-        plan = _run(["snakemake", "-n", "--cores", "2", "--configfile", "config/config.yaml", str(extra)],
+        plan = run(["snakemake", "-n", "--cores", "2", "--configfile", "config/config.yaml", str(extra)],
                     smoke_checkout)
         return dict(re.findall(r"^(\w+)\s+(\d+)$", plan, flags=re.M))
 

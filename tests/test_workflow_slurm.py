@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from test_workflow_e2e import _copy_checkout
+from helpers.workflow import copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -65,7 +65,7 @@ def cluster(tmp_path_factory):
 
 
 def _checkout(root: Path) -> Path:
-    _copy_checkout(root)
+    copy_checkout(root)
     config = root / "config" / "config.yaml"
     text = re.sub(r"^preset: \w+", "preset: smoke", config.read_text(), flags=re.M)
     smoke = text.index("\n  smoke:\n")
