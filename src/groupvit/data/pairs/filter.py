@@ -22,16 +22,20 @@ DROP_REASONS = ("malformed", "bad_url", "empty_caption", "short_caption", "dupli
 
 @dataclass
 class FilterReport:
+    """How many entries were read and kept, and why the others were dropped (every reason listed, 0 or not)."""
+
     read: int = 0
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)
+    REASONS = DROP_REASONS
+    READ = "pairs read"
 
     def to_dict(self) -> dict:
-        return {"read": self.read, "kept": self.kept, "dropped": {k: self.dropped.get(k, 0) for k in DROP_REASONS}}
+        return {"read": self.read, "kept": self.kept, "dropped": {k: self.dropped.get(k, 0) for k in self.REASONS}}
 
     def summary(self) -> str:
         details = ", ".join(f"{k}={v}" for k, v in self.dropped.items() if v)
-        return f"{self.read} pairs read, {self.kept} kept" + (f", dropped: {details}" if details else "")
+        return f"{self.read} {self.READ}, {self.kept} kept" + (f", dropped: {details}" if details else "")
 
 
 def normalise_caption(caption: str) -> str:

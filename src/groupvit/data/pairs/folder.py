@@ -24,14 +24,13 @@ import io
 import json
 import logging
 import os
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from groupvit.atomic import atomic_open, atomic_write_json, sha256_file
 from groupvit.data.pairs.builtin import FetchSettings, run_builtin
 from groupvit.data.pairs.fetch import FetchError
-from groupvit.data.pairs.filter import normalise_caption
+from groupvit.data.pairs.filter import FilterReport, normalise_caption
 from groupvit.data.pairs.layout import DONE_FILE, PAIRS_FILE, PLAN_FILE, is_finished, num_shards, shard_files, \
     shard_name
 from groupvit.data.pairs.summary import write_summary
@@ -54,20 +53,11 @@ class FolderDataError(RuntimeError):
     """A folder that cannot become a dataset (nothing usable, bad table, changed since the last run)."""
 
 
-@dataclass
-class FolderReport:
+class FolderReport(FilterReport):
     """What the listing held and why entries were skipped before any image was read."""
 
-    read: int = 0
-    kept: int = 0
-    dropped: Counter = field(default_factory=Counter)
-
-    def to_dict(self) -> dict:
-        return {"read": self.read, "kept": self.kept, "dropped": {k: self.dropped.get(k, 0) for k in DROP_REASONS}}
-
-    def summary(self) -> str:
-        details = ", ".join(f"{k}={v}" for k, v in self.dropped.items() if v)
-        return f"{self.read} images or rows read, {self.kept} kept" + (f", skipped: {details}" if details else "")
+    REASONS = DROP_REASONS
+    READ = "images or rows read"
 
 
 @dataclass(frozen=True)
