@@ -42,6 +42,15 @@ def normalise_caption(caption: str) -> str:
     return " ".join(caption.split())
 
 
+def caption_problem(caption: str, min_caption_words: int) -> str | None:
+    """Why a normalised caption cannot be trained on (empty_caption, short_caption), or None."""
+    if not caption:
+        return "empty_caption"
+    if len(caption.split()) < min_caption_words:
+        return "short_caption"
+    return None
+
+
 def filter_pairs(
     pairs: Iterable[Pair], report: FilterReport, *, min_caption_words: int = 1, dedupe: bool = True
 ) -> Iterator[Pair]:
@@ -56,11 +65,9 @@ def filter_pairs(
         if not url.lower().startswith(("http://", "https://")):
             report.dropped["bad_url"] += 1
             continue
-        if not caption:
-            report.dropped["empty_caption"] += 1
-            continue
-        if len(caption.split()) < min_caption_words:
-            report.dropped["short_caption"] += 1
+        problem = caption_problem(caption, min_caption_words)
+        if problem:
+            report.dropped[problem] += 1
             continue
         if dedupe:
             digest = hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).digest()

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from groupvit.atomic import atomic_open, atomic_write_json, sha256_file
 from groupvit.data.pairs.builtin import FetchSettings, run_builtin
 from groupvit.data.pairs.fetch import FetchError
-from groupvit.data.pairs.filter import FilterReport, normalise_caption
+from groupvit.data.pairs.filter import FilterReport, caption_problem, normalise_caption
 from groupvit.data.pairs.layout import DONE_FILE, PAIRS_FILE, PLAN_FILE, is_finished, num_shards, shard_files, \
     shard_name
 from groupvit.data.pairs.summary import write_summary
@@ -203,11 +203,9 @@ def list_folder_pairs(src: str | os.PathLike, captions: str | os.PathLike | None
             report.dropped["missing_caption"] += 1
             continue
         caption = normalise_caption(caption)
-        if not caption:
-            report.dropped["empty_caption"] += 1
-            continue
-        if len(caption.split()) < min_caption_words:
-            report.dropped["short_caption"] += 1
+        problem = caption_problem(caption, min_caption_words)
+        if problem:
+            report.dropped[problem] += 1
             continue
         if table is not None and not (src / path).is_file():
             report.dropped["missing_image"] += 1
