@@ -10,11 +10,13 @@ and tokenizer) over a small freshly synthesised world at the preset's image size
   default: the `default` preset's groupvit_2stage model, its batch (64);
   paper:   the `paper` preset's model and loss at 224 px, batch 8 (what fits a CPU step of a few seconds).
 Figures: FLOPs per step from torch.utils.flop_counter.FlopCounterMode over forward + loss + backward (matmuls,
-convolutions, attention; the optimizer's elementwise work is not counted), the median step time, and their ratio as a
-fraction of the sgemm rate (a 1536 x 1536 fp32 matmul with the same thread count, measured before and after the
-configs in the same process: the limit the step's matmuls can reach). A torch.profiler table of one step by op
-(self CPU time, top 10) shows where the rest goes, with the share of the profiled step spent in the
-counted ops (matmuls, convolutions, attention) and in everything else. Single torch thread by default (see model_step.py on why).
+convolutions, attention; the optimizer's elementwise work is not counted; torch's counter has no formula for the
+CPU flash-attention kernels, so its attention formulas are registered for them), the median step time, and their
+ratio as a fraction of the sgemm rate (a 1536 x 1536 fp32 matmul with the same thread count, measured before and
+after the configs in the same process: the limit the step's matmuls can reach). A torch.profiler table of one step
+by op (self CPU time, top 10) shows where the rest goes, with the share of the profiled step spent in the counted
+ops (matmuls, convolutions, attention) and in everything else. Single torch thread by default (see model_step.py on
+why).
 The machine may be shared: the JSON records the load average at start and end, and --note says what else ran.
 """
 from __future__ import annotations
@@ -88,6 +90,24 @@ def profile_table(step, top: int = 10) -> dict:
                                for e in events[:top]]}
 
 
+def count_cpu_attention() -> None:
+    """Count the CPU flash-attention kernels with the formulas torch's counter uses for the GPU ones (the full
+    query x key product: a masked attention computes it all)."""
+    from torch.utils import flop_counter as fc
+
+    aten = torch.ops.aten
+    if aten._scaled_dot_product_flash_attention_for_cpu in fc.flop_registry:
+        return
+
+    @fc.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu)
+    def _forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_flop_count(query, key, value)
+
+    @fc.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward)
+    def _backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_backward_flop_count(grad_out, query, key, value)
+
+
 def measure(name: str, steps: int, warmup: int, root: Path) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -120,6 +140,7 @@ def measure(name: str, steps: int, warmup: int, root: Path) -> dict:
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+    count_cpu_attention()
     with FlopCounterMode(display=False) as counter:
         forward_backward()
     opt.zero_grad(set_to_none=True)

@@ -107,7 +107,7 @@ def test_wrong_type_is_rejected(tmp_path):
 
 
 def test_unknown_preset_lists_valid_ones():
-    with pytest.raises(ConfigError, match=r"valid presets: \['default', 'paper', 'quick', 'smoke'\]"):
+    with pytest.raises(ConfigError, match=r"valid presets: \['default', 'paper', 'quick', 'rehearsal', 'smoke'\]"):
         load_config(CONFIG, "nope")
 
 

@@ -13,18 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from groupvit.evaluation import load_eval_dataset
 from groupvit.evaluation.datasets import DatasetLayoutError
-from groupvit.evaluation.datasets.names import CONTEXT_CLASSES
 from groupvit.evaluation.download.archive import UnsafeArchiveError, extract_archive, safe_extract
 from groupvit.evaluation.download.config import EvalDataConfig
 from groupvit.evaluation.download.fetch import ChecksumMismatchError, DownloadError, fetch, part_file, sidecar
 from groupvit.evaluation.download.sets import (
     CONTEXT_459_IDS, FILES, EvalDataError, context_full_to_59, is_present, prepare_eval_dataset, reader_root,
-    ready_marker,
+    ready_marker, ready_marker_inputs,
 )
+from groupvit.rehearsal.eval_archives import coco_archives, context_archives, tar_bytes, voc2012_tar
 
 
 # ------------------------------------------------------------------------------------------------ loopback server
@@ -93,104 +92,7 @@ def sha(data: bytes) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ tiny archives
-def _jpg_bytes(seed: int, h: int = 10, w: int = 14) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-def _png_bytes(mask: np.ndarray, palette: bool = False) -> bytes:
-    buf = io.BytesIO()
-    im = Image.fromarray(mask.astype(np.uint8), mode="P" if palette else "L")
-    if palette:
-        im.putpalette([v for i in range(256) for v in (i, (3 * i) % 256, 255 - i)])
-    im.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _tar(members: dict[str, bytes], mode: str = "w") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def _voc_mask(k: int) -> np.ndarray:
-    m = np.zeros((10, 14), np.uint8)
-    m[2:6, 3:9] = k + 1  # class k+1
-    m[0, :] = 255  # ignore border
-    return m
-
-
-def voc2012_tar() -> tuple[bytes, dict[str, np.ndarray]]:
-    ids = ["2007_000033", "2007_000042"]
-    base = "VOCdevkit/VOC2012"
-    members, masks = {}, {}
-    for k, i in enumerate(ids):
-        members[f"{base}/JPEGImages/{i}.jpg"] = _jpg_bytes(k)
-        masks[i] = _voc_mask(k)
-        members[f"{base}/SegmentationClass/{i}.png"] = _png_bytes(masks[i], palette=True)
-    members[f"{base}/JPEGImages/2008_000001.jpg"] = _jpg_bytes(9)  # a train image
-    members[f"{base}/ImageSets/Segmentation/val.txt"] = ("\n".join(ids) + "\n").encode()
-    members[f"{base}/Annotations/2007_000033.xml"] = b"<annotation/>"  # not needed: must not be extracted
-    return _tar(members), masks
-
-
-def context_archives() -> tuple[bytes, bytes, dict[str, np.ndarray]]:
-    """VOC2010 images + split, and the Context release's full-label .mat maps with labels.txt."""
-    from scipy.io import savemat
-
-    ids = ["2008_000002", "2008_000003"]
-    base = "VOCdevkit/VOC2010"
-    voc = {f"{base}/JPEGImages/{i}.jpg": _jpg_bytes(k) for k, i in enumerate(ids)}
-    voc[f"{base}/ImageSets/Main/val.txt"] = ("\n".join(ids) + "\n").encode()
-    voc[f"{base}/ImageSets/Main/train.txt"] = b"2008_000008\n"
-    labels, expected = {}, {}
-    for k, i in enumerate(ids):
-        full = np.zeros((10, 14), np.uint16)
-        full[1:4, 1:5] = 2  # aeroplane -> 1
-        full[5:8, 2:6] = 458 if k == 0 else 284  # wood -> 59 / person -> 37
-        full[8:, :] = 1  # "accordion": not one of the 59 -> background 0
-        full[0, 0] = 0
-        buf = io.BytesIO()
-        savemat(buf, {"LabelMap": full})
-        labels[f"trainval/{i}.mat"] = buf.getvalue()
-        exp = np.zeros((10, 14), np.uint8)
-        exp[1:4, 1:5] = 1
-        exp[5:8, 2:6] = 59 if k == 0 else 37
-        expected[i] = exp
-    names = {full_id: CONTEXT_CLASSES[c] for c, full_id in enumerate(CONTEXT_459_IDS) if c}
-    labels["labels.txt"] = "\n".join(f"{j}: {names.get(j, f'other{j}')}" for j in range(1, 460)).encode()
-    return _tar(voc), _tar(labels, mode="w:gz"), expected
-
-
-def coco_archives() -> tuple[bytes, bytes, dict[str, np.ndarray]]:
-    ids = ["000000000139", "000000000285"]
-    images = {f"val2017/{i}.jpg": _jpg_bytes(k) for k, i in enumerate(ids)}
-    maps, expected = {}, {}
-    for k, i in enumerate(ids):
-        raw = np.full((10, 14), 255, np.uint8)  # unlabeled -> 0
-        raw[1:4, 1:4] = 0  # person (COCO id 1) -> 1
-        raw[4:6, :] = 12 if k == 0 else 89  # stop sign (id 13) -> 12 / toothbrush (id 90) -> 80
-        raw[7:9, 5:9] = 120  # a stuff class -> 0
-        maps[f"val2017/{i}.png"] = _png_bytes(raw)
-        exp = np.zeros((10, 14), np.uint8)
-        exp[1:4, 1:4] = 1
-        exp[4:6, :] = 12 if k == 0 else 80
-        expected[i] = exp
-    maps["train2017/000000000009.png"] = _png_bytes(np.zeros((4, 4), np.uint8))  # must not be extracted
-    return _zip(images), _zip(maps), expected
+# voc2012_tar, context_archives, coco_archives (groupvit.rehearsal.eval_archives): the rehearsal server's builders.
 
 
 def _serve(server: Server, file_id: str, data: bytes) -> tuple[dict, dict]:
@@ -225,6 +127,21 @@ def test_voc_download_extract_read(server, tmp_path):
     n = len(server.requests)
     assert _prepare(server, "voc", root, {"voc2012_trainval": tar}) == target
     assert len(server.requests) == n, "a ready dataset is not downloaded again"
+
+
+def test_evaluations_wait_for_the_ready_marker_unless_the_data_were_put_in_place_by_hand(server, tmp_path):
+    import shutil
+
+    tar, _ = voc2012_tar()
+    root = tmp_path / "data"
+    marker = str(ready_marker(root, "voc"))
+    assert ready_marker_inputs(root, "voc") == [marker]  # to download
+    _prepare(server, "voc", root, {"voc2012_trainval": tar})
+    assert ready_marker_inputs(root, "voc") == [marker]  # downloaded: the same input, so nothing reruns
+    by_hand = tmp_path / "by_hand"
+    shutil.copytree(root / "voc", by_hand / "voc")
+    (by_hand / "voc" / ".groupvit-ready.json").unlink()
+    assert is_present(by_hand, "voc") and ready_marker_inputs(by_hand, "voc") == []
 
 
 def test_context_mat_labels_to_59_classes(server, tmp_path):
@@ -410,7 +327,7 @@ def test_zip_with_dotdot_is_refused(tmp_path):
 
 def test_safe_archives_extract_with_selection(tmp_path):
     archive = tmp_path / "ok.tar.gz"
-    archive.write_bytes(_tar({"a/keep.txt": b"1", "b/skip.txt": b"2", "a/sub/deep.txt": b"3"}, mode="w:gz"))
+    archive.write_bytes(tar_bytes({"a/keep.txt": b"1", "b/skip.txt": b"2", "a/sub/deep.txt": b"3"}, gz=True))
     dest = extract_archive(archive, tmp_path / "out", select=lambda rel: rel.startswith("a/"))
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.txt")) == ["a/keep.txt", "a/sub/deep.txt"]
     with pytest.raises(FileExistsError):

@@ -1,5 +1,6 @@
 """Tokenizers and text towers: CLIP BPE ids equal open_clip's, truncation keeps EOT, empty captions, pickling, the
-causal encoder's EOT trimming is exact, MiniLM mean pooling equals sentence-transformers, frozen means frozen."""
+causal encoder's EOT trimming is exact and compiles as one graph, MiniLM mean pooling equals sentence-transformers,
+frozen means frozen."""
 from __future__ import annotations
 
 import pickle
@@ -86,6 +87,15 @@ def test_causal_encoder_trimming_is_exact_and_shapes():
     with pytest.raises(ValueError, match="integer token ids"):
         enc(torch.zeros(1, 8))
 
+
+def test_causal_encoder_compiles_as_one_graph():
+    """torch.compile (train.compile) traces the text tower without a graph break and computes the same pooling."""
+    torch.manual_seed(0)
+    enc = CausalTextTransformer(context_length=16, width=32, layers=1, heads=2).eval()
+    tokens = ClipBpeTokenizer(16)(CAPTIONS)
+    assert torch._dynamo.explain(enc)(tokens).graph_break_count == 0
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(enc, backend="eager")(tokens), enc(tokens), atol=1e-5, rtol=0)
 
 def test_minilm_matches_sentence_transformers_and_freezes():
     st = pytest.importorskip("sentence_transformers")

@@ -29,7 +29,7 @@ from groupvit.data.pairs.config import PairsConfig, PairsDatasetConfig
 from groupvit.data.pairs.download import DownloadError, download_dataset
 from groupvit.data.pairs.filter import FilterReport, filter_pairs
 from groupvit.data.pairs.img2dataset_backend import build_command
-from groupvit.data.pairs.layout import datasets_to_download, sample_key, shard_name
+from groupvit.data.pairs.layout import datasets_to_download, datasets_to_wait_for, sample_key, shard_name
 from groupvit.data.pairs.lists import read_pairs, resolve_list_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -335,6 +335,9 @@ def test_keys_and_workflow_selection(tmp_path):
     assert datasets_to_download(pairs, "paper", patterns) == ["cc12m"]
     (tmp_path / "cc12m" / "_pairs" / "done.json").write_text("{}")
     assert datasets_to_download(pairs, "paper", patterns) == []
+    # training keeps waiting for a finished download (the same inputs before and after it), not for hand-put shards
+    assert datasets_to_wait_for(pairs, "paper", patterns) == ["cc12m"]
+    assert datasets_to_wait_for(pairs, "paper", [f"{tmp_path}/cc3m/{{00000..00001}}.tar"]) == []
 
 
 def test_img2dataset_command_line(tmp_path):

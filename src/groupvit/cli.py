@@ -66,12 +66,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from groupvit.train import run_training
+    from groupvit.train.distributed import world_info_from_env
 
     cfg = _config(args)
     out = Path(args.out) if args.out else Path("runs") / cfg.preset / args.variant / f"seed{args.seed}"
     summary = run_training(cfg, args.variant, args.seed, out, resume=not args.no_resume,
                            on_recipe_change=args.on_recipe_change)
-    print(json.dumps({k: summary.get(k) for k in ("variant", "seed", "steps", "wall_time_s") if k in summary}))
+    if world_info_from_env().is_master:  # one line per run, not one per torchrun process
+        print(json.dumps({k: summary.get(k) for k in ("variant", "seed", "steps", "wall_time_s") if k in summary}))
     return 0
 
 

@@ -13,17 +13,19 @@ from groupvit.data.pairs.layout import (  # noqa: E402
     DONE_FILE,
     content_settings,
     dataset_dir,
-    datasets_to_download,
+    datasets_to_wait_for,
 )
 
 PAIRS = {dataset.name: dataset for dataset in EXP.pairs.datasets}
 PAIRS_DONE = f"{dataset_dir(EXP.pairs, PRESET, '{pairs}')}/{DONE_FILE}"
 
-# Pretraining also waits for the datasets whose shards are missing. This file is included before pretrain.smk,
-# whose rule takes train_data_inputs (common.smk) when it is parsed.
+# Pretraining also waits for the datasets whose shards are missing, and keeps the done files of finished downloads as
+# inputs (without them the input set would change after the download, and Snakemake would retrain). This file is
+# included before pretrain.smk, whose rule takes train_data_inputs (common.smk) when it is parsed.
 _train_data_inputs_without_pairs = train_data_inputs
+_pairs_to_wait_for = datasets_to_wait_for(EXP.pairs, PRESET, EXP.data.shards if EXP.data.source == "webdataset" else [])
 train_data_inputs = lambda wildcards: _train_data_inputs_without_pairs(wildcards) + expand(  # noqa: E731
-    PAIRS_DONE, pairs=datasets_to_download(EXP.pairs, PRESET, EXP.data.shards if EXP.data.source == "webdataset" else [])
+    PAIRS_DONE, pairs=_pairs_to_wait_for
 )
 
 

@@ -4,6 +4,11 @@
 # outputs of an incomplete job, and both must survive a kill for the resumed run to continue its curve.
 
 
+def train_processes(wildcards, resources):
+    """Processes of one training job: train.processes, or one per GPU the job gets (resources.gpu)."""
+    return EXP.for_variant(wildcards.variant).train.processes or resources.gpu
+
+
 rule pretrain:
     input:
         train_data_inputs,
@@ -16,9 +21,11 @@ rule pretrain:
         # what the run learns from (world, data, model, train; not eval, study or logging settings): a change retrains
         recipe=lambda wildcards: digest(training_recipe(EXP.for_variant(wildcards.variant))),
         code=CODE["train"],
-        # one process per GPU of the job (torchrun, DDP) when a profile gives it several; a plain process otherwise
+        # torchrun (DDP) with train.processes processes, or one per GPU of the job when a profile gives it several;
+        # a plain process otherwise
         launcher=lambda wildcards, resources: (
-            f"torchrun --standalone --nproc_per_node {resources.gpu} --no-python " if resources.gpu > 1 else ""
+            f"torchrun --standalone --nproc_per_node {train_processes(wildcards, resources)} --no-python "
+            if train_processes(wildcards, resources) > 1 else ""
         ),
     log:
         f"{LOGS}/pretrain/{{variant}}_seed{{seed}}.log",
@@ -28,9 +35,13 @@ rule pretrain:
     priority: 10
     resources:
         gpu=1,
+        # torch threads per process: the job's threads, shared by the CPU processes train.processes asks for (a
+        # resource, not a param, so that another --cores retrains nothing)
+        omp_threads=lambda wildcards, threads: max(1, threads // (EXP.for_variant(wildcards.variant).train.processes
+                                                                  or 1)),
     conda:
         "../envs/groupvit.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {params.launcher}groupvit train {params.config_args}"
+        "OMP_NUM_THREADS={resources.omp_threads} {params.launcher}groupvit train {params.config_args}"
         " --variant {wildcards.variant} --seed {wildcards.seed}"
         " --out {params.run_dir} --on-recipe-change restart > {log} 2>&1"

@@ -6,6 +6,9 @@
 REPORT_FIGURES = ["miou_bars", "per_class_iou", "training_curves"]
 REPORT_FIGURES += ["qualitative_soft", "qualitative_hard"] if EXP.eval.datasets[0] == "synthetic" else []
 REPORT_FIGURES += ["group_concepts"] if EXP.eval.datasets[0] == "synthetic" else []
+# every further scored dataset (a real-data preset scores three) gets its own mIoU bars and per-class heatmap
+REPORT_FIGURES += [f"{figure}_{dataset}" for dataset in EXP.eval.datasets[1:]
+                   for figure in ("miou_bars", "per_class_iou")]
 
 
 rule report:

@@ -38,7 +38,7 @@ from .state_dict_utils import ArchitectureMismatch, check_compatible, unwrap_sta
 
 __all__ = [
     "FORMAT", "VERSION", "OURS_SENTINEL", "save_checkpoint", "load_checkpoint_state", "load_model",
-    "checkpoint_filter_fn", "detect_source", "infer_model_config", "ArchitectureMismatch",
+    "checkpoint_filter_fn", "detect_source", "infer_model_config", "weights_file", "ArchitectureMismatch",
 ]
 
 FORMAT = "groupvit-model"
@@ -127,6 +127,13 @@ def _hf_folder(path: Path) -> tuple[Path, dict] | None:
         if (path / name).is_file():
             return path / name, json.loads(cfg_file.read_text())
     raise FileNotFoundError(f"{path}: config.json but no model.safetensors / pytorch_model.bin")
+
+
+def weights_file(path: str | os.PathLike) -> Path:
+    """The file that holds the weights: `path` itself, or a Hugging Face folder's weight file."""
+    path = Path(path)
+    found = _hf_folder(path) if path.is_dir() else None
+    return found[0] if found is not None else path
 
 
 def load_checkpoint_state(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:

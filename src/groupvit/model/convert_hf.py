@@ -31,33 +31,53 @@ HF_SENTINEL = "vision_model.embeddings.patch_embeddings.projection.weight"
 _STAGE = r"^vision_model\.encoder\.stages\.(\d+)\."
 _VBLOCK = _STAGE + r"layers\.(\d+)\."
 _TBLOCK = r"^text_model\.encoder\.layers\.(\d+)\."
-_RENAMES: list[tuple[str, str]] = [
-    (r"^vision_model\.embeddings\.position_embeddings$", "image_encoder.pos_embed"),
-    (r"^vision_model\.embeddings\.patch_embeddings\.projection\.", "image_encoder.patch_embed.proj."),
-    (r"^vision_model\.embeddings\.layernorm\.", "image_encoder.patch_embed.norm."),
-    (_VBLOCK + r"layer_norm1\.", r"image_encoder.stages.\1.blocks.\2.norm1."),
-    (_VBLOCK + r"layer_norm2\.", r"image_encoder.stages.\1.blocks.\2.norm2."),
-    (_VBLOCK + r"self_attn\.out_proj\.", r"image_encoder.stages.\1.blocks.\2.attn.proj."),
-    (_VBLOCK + r"mlp\.", r"image_encoder.stages.\1.blocks.\2.mlp."),
-    (_STAGE + r"downsample\.pre_assign_attn\.attn\.out_proj\.",
-     r"image_encoder.stages.\1.grouping.pre_assign_attn.attn.proj."),
-    (_STAGE + r"downsample\.", r"image_encoder.stages.\1.grouping."),
-    (_STAGE + r"(group_token|group_projector)", r"image_encoder.stages.\1.\2"),
-    (r"^vision_model\.layernorm\.", "image_encoder.norm."),
-    (r"^text_model\.embeddings\.token_embedding\.", "text_encoder.token_embedding."),
-    (r"^text_model\.embeddings\.position_embedding\.weight$", "text_encoder.positional_embedding"),
-    (_TBLOCK + r"layer_norm1\.", r"text_encoder.blocks.\1.norm1."),
-    (_TBLOCK + r"layer_norm2\.", r"text_encoder.blocks.\1.norm2."),
-    (_TBLOCK + r"self_attn\.out_proj\.", r"text_encoder.blocks.\1.attn.proj."),
-    (_TBLOCK + r"mlp\.", r"text_encoder.blocks.\1.mlp."),
-    (r"^text_model\.final_layer_norm\.", "text_encoder.norm."),
-    (r"^visual_projection\.0\.", "image_head.fc1."),
-    (r"^visual_projection\.1\.", "image_head.norm."),
-    (r"^visual_projection\.3\.", "image_head.fc2."),
-    (r"^text_projection\.0\.", "text_head.fc1."),
-    (r"^text_projection\.1\.", "text_head.norm."),
-    (r"^text_projection\.3\.", "text_head.fc2."),
+
+# (HF name, our name) of every renamed weight, in matching order: {s} a stage, {b} a block; a name ending in "." is a
+# prefix, any other an exact key. One table for both directions (export_hf renames ours -> HF with it).
+NAMES: list[tuple[str, str]] = [
+    ("vision_model.embeddings.position_embeddings", "image_encoder.pos_embed"),
+    ("vision_model.embeddings.patch_embeddings.projection.", "image_encoder.patch_embed.proj."),
+    ("vision_model.embeddings.layernorm.", "image_encoder.patch_embed.norm."),
+    ("vision_model.encoder.stages.{s}.layers.{b}.layer_norm1.", "image_encoder.stages.{s}.blocks.{b}.norm1."),
+    ("vision_model.encoder.stages.{s}.layers.{b}.layer_norm2.", "image_encoder.stages.{s}.blocks.{b}.norm2."),
+    ("vision_model.encoder.stages.{s}.layers.{b}.self_attn.out_proj.",
+     "image_encoder.stages.{s}.blocks.{b}.attn.proj."),
+    ("vision_model.encoder.stages.{s}.layers.{b}.mlp.", "image_encoder.stages.{s}.blocks.{b}.mlp."),
+    ("vision_model.encoder.stages.{s}.downsample.pre_assign_attn.attn.out_proj.",
+     "image_encoder.stages.{s}.grouping.pre_assign_attn.attn.proj."),
+    ("vision_model.encoder.stages.{s}.downsample.", "image_encoder.stages.{s}.grouping."),
+    ("vision_model.encoder.stages.{s}.group_token", "image_encoder.stages.{s}.group_token"),
+    ("vision_model.encoder.stages.{s}.group_projector.", "image_encoder.stages.{s}.group_projector."),
+    ("vision_model.layernorm.", "image_encoder.norm."),
+    ("text_model.embeddings.token_embedding.", "text_encoder.token_embedding."),
+    ("text_model.embeddings.position_embedding.weight", "text_encoder.positional_embedding"),
+    ("text_model.encoder.layers.{b}.layer_norm1.", "text_encoder.blocks.{b}.norm1."),
+    ("text_model.encoder.layers.{b}.layer_norm2.", "text_encoder.blocks.{b}.norm2."),
+    ("text_model.encoder.layers.{b}.self_attn.out_proj.", "text_encoder.blocks.{b}.attn.proj."),
+    ("text_model.encoder.layers.{b}.mlp.", "text_encoder.blocks.{b}.mlp."),
+    ("text_model.final_layer_norm.", "text_encoder.norm."),
+    ("visual_projection.0.", "image_head.fc1."),
+    ("visual_projection.1.", "image_head.norm."),
+    ("visual_projection.3.", "image_head.fc2."),
+    ("text_projection.0.", "text_head.fc1."),
+    ("text_projection.1.", "text_head.norm."),
+    ("text_projection.3.", "text_head.fc2."),
 ]
+
+
+def _name_regex(template: str) -> str:
+    parts = re.split(r"(\{[sb]\})", template)
+    body = "".join(rf"(?P<{part[1]}>\d+)" if part in ("{s}", "{b}") else re.escape(part) for part in parts)
+    return "^" + body + ("" if template.endswith(".") else "$")
+
+
+def rename_table(to_ours: bool) -> list[tuple[str, str]]:
+    """NAMES as rename_keys's (regex, replacement) table: HF -> ours, or ours -> HF."""
+    pairs = NAMES if to_ours else [(ours, hf) for hf, ours in NAMES]
+    return [(_name_regex(src), dst.replace("{s}", r"\g<s>").replace("{b}", r"\g<b>")) for src, dst in pairs]
+
+
+_RENAMES = rename_table(to_ours=True)
 _QKV = re.compile(
     r"^(?P<prefix>" + _VBLOCK[1:] + r"|" + _TBLOCK[1:] + r")self_attn\.(?P<which>[qkv])_proj\.(?P<kind>weight|bias)$"
 )

@@ -25,7 +25,9 @@ import torch
 from torch import nn
 
 from ..atomic import sha256_file
+from .checkpoint import weights_file
 from .config import ModelConfig
+from .convert_hf import rename_table
 from .rules import CLIP_VOCAB_SIZE, stage_output_groups
 from .state_dict_utils import rename_keys
 
@@ -39,33 +41,7 @@ _HF_LOGIT_SCALE_MAX = 100.0  # what our loader clamps an HF model's logit scale 
 _STAGE = r"^image_encoder\.stages\.(\d+)\."
 _VBLOCK = _STAGE + r"blocks\.(\d+)\."
 _TBLOCK = r"^text_encoder\.blocks\.(\d+)\."
-_RENAMES: list[tuple[str, str]] = [
-    (r"^image_encoder\.pos_embed$", "vision_model.embeddings.position_embeddings"),
-    (r"^image_encoder\.patch_embed\.proj\.", "vision_model.embeddings.patch_embeddings.projection."),
-    (r"^image_encoder\.patch_embed\.norm\.", "vision_model.embeddings.layernorm."),
-    (_VBLOCK + r"norm1\.", r"vision_model.encoder.stages.\1.layers.\2.layer_norm1."),
-    (_VBLOCK + r"norm2\.", r"vision_model.encoder.stages.\1.layers.\2.layer_norm2."),
-    (_VBLOCK + r"attn\.proj\.", r"vision_model.encoder.stages.\1.layers.\2.self_attn.out_proj."),
-    (_VBLOCK + r"mlp\.", r"vision_model.encoder.stages.\1.layers.\2.mlp."),
-    (_STAGE + r"grouping\.pre_assign_attn\.attn\.proj\.",
-     r"vision_model.encoder.stages.\1.downsample.pre_assign_attn.attn.out_proj."),
-    (_STAGE + r"grouping\.", r"vision_model.encoder.stages.\1.downsample."),
-    (_STAGE + r"(group_token|group_projector)", r"vision_model.encoder.stages.\1.\2"),
-    (r"^image_encoder\.norm\.", "vision_model.layernorm."),
-    (r"^text_encoder\.token_embedding\.", "text_model.embeddings.token_embedding."),
-    (r"^text_encoder\.positional_embedding$", "text_model.embeddings.position_embedding.weight"),
-    (_TBLOCK + r"norm1\.", r"text_model.encoder.layers.\1.layer_norm1."),
-    (_TBLOCK + r"norm2\.", r"text_model.encoder.layers.\1.layer_norm2."),
-    (_TBLOCK + r"attn\.proj\.", r"text_model.encoder.layers.\1.self_attn.out_proj."),
-    (_TBLOCK + r"mlp\.", r"text_model.encoder.layers.\1.mlp."),
-    (r"^text_encoder\.norm\.", "text_model.final_layer_norm."),
-    (r"^image_head\.fc1\.", "visual_projection.0."),
-    (r"^image_head\.norm\.", "visual_projection.1."),
-    (r"^image_head\.fc2\.", "visual_projection.3."),
-    (r"^text_head\.fc1\.", "text_projection.0."),
-    (r"^text_head\.norm\.", "text_projection.1."),
-    (r"^text_head\.fc2\.", "text_projection.3."),
-]
+_RENAMES = rename_table(to_ours=False)
 _QKV = re.compile(r"^(?P<prefix>" + _VBLOCK[1:] + r"|" + _TBLOCK[1:] + r")attn\.qkv\.(?P<kind>weight|bias)$")
 _NOT_EXPORTED = ("multi_label_logit_scale",)
 
@@ -276,7 +252,7 @@ def export_hf(
         if comparison.max_diff() > atol:
             raise ExportError(f"{checkpoint}: the exported model differs from ours by {comparison.max_diff():.2e} "
                               f"(> atol {atol:g}): {comparison}")
-        record = {"source": str(checkpoint), "source_sha256": sha256_file(_file_of(checkpoint)),
+        record = {"source": str(checkpoint), "source_sha256": sha256_file(weights_file(checkpoint)),
                   "source_format": state["source"], "not_exported": list(_NOT_EXPORTED),
                   "comparison": comparison.__dict__}
         (tmp / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
@@ -286,13 +262,3 @@ def export_hf(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out, comparison
-
-
-def _file_of(checkpoint: str | os.PathLike) -> Path:
-    """The weights file of a checkpoint path (an HF folder's safetensors / bin file)."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        for name in ("model.safetensors", "pytorch_model.bin"):
-            if (path / name).is_file():
-                return path / name
-    return path

@@ -92,7 +92,9 @@ class CausalTextTransformer(nn.Module):
         if flat.shape[0] == 0:
             return flat.new_zeros(*lead, self.width, dtype=self.positional_embedding.dtype)
         eot = flat.argmax(dim=-1)
-        length = int(eot.max()) + 1  # causal + EOT pooling: later positions cannot matter
+        # causal + EOT pooling: positions after the longest text cannot matter, so eager mode skips them; a compiled
+        # graph keeps the full context (the cut depends on the data and would break the graph)
+        length = flat.shape[-1] if torch.compiler.is_compiling() else int(eot.max()) + 1
         x = self.token_embedding(flat[:, :length]) + self.positional_embedding[:length]
         for blk in self.blocks:
             x = blk(x, is_causal=True)

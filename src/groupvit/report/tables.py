@@ -51,10 +51,11 @@ def differing_keys(cfg: ExperimentConfig, variant: str, reference: str) -> set[s
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
 
 
-def paper_deviations(cfg: ExperimentConfig) -> pd.DataFrame:
-    """Every key whose value in `cfg` differs from the paper's recipe (the dataclass defaults), with both values:
-    the report lists a preset's CPU-scale deviations from this, so none can be forgotten or typed in by hand."""
-    ours, paper = _flat(to_dict(cfg)), _flat(to_dict(ExperimentConfig()))
+def paper_deviations(cfg: ExperimentConfig, paper_cfg: ExperimentConfig | None = None) -> pd.DataFrame:
+    """Every key whose value in `cfg` differs from the paper's recipe (the dataclass defaults, or `paper_cfg`: the
+    `paper` preset, for presets built on it), with both values: the report lists a preset's CPU-scale deviations from
+    this, so none can be forgotten or typed in by hand."""
+    ours, paper = _flat(to_dict(cfg)), _flat(to_dict(paper_cfg or ExperimentConfig()))
     rows = [(k, ours[k], paper.get(k)) for k in sorted(ours) if ours[k] != paper.get(k)]
     return pd.DataFrame(rows, columns=["key", "this preset", "paper"])
 
@@ -157,7 +158,13 @@ def main_table(cfg: ExperimentConfig, metrics: pd.DataFrame) -> Table:
             "mIoU (oracle group labels)": fmt(group["oracle_mIoU"].mean(), group["oracle_mIoU"].std(), n),
             "all-background floor": fmt(group["floor_mIoU"].mean(), 0.0, 1) if "floor_mIoU" in group else "-",
         })
+    order = {name: i for i, name in enumerate(cfg.eval.datasets)}  # the preset's dataset order (VOC, Context, COCO)
+    rows.sort(key=lambda row: order.get(row["dataset"], len(order)))
     paper = paper_numbers()["zero_shot"]
+    # the paper's mIoU beside each row of a dataset it reports (real datasets; none for the synthetic world)
+    if any(row["dataset"] in paper["rows"][0] for row in rows):
+        for row in rows:
+            row.update({f"paper: {p['model']}": p.get(row["dataset"], "-") for p in paper["rows"]})
     note = "Paper (zero-shot mIoU %, " + paper["cite"] + "): " + "; ".join(
         f"{r['model']}: VOC {r['voc']}, Context {r['context']}, COCO-Object {r['coco_object']}" for r in paper["rows"]
     )

@@ -37,9 +37,15 @@ class TrainConfig:
     precision: str = "bf16"  # fp32 | bf16: bf16 autocasts on a GPU; a CPU always trains in fp32
     compile: bool = False
     device: str = "auto"  # auto (the local GPU if any, else CPU) | cpu | cuda
+    # processes the workflow launches per training job (torchrun): 0 = one per GPU the job gets; N = N (gloo on a CPU)
+    processes: int = 0
     checkpoint_every: int = 1000  # steps
     keep_checkpoints: int = 3
     log_every: int = 10
     nonfinite: str = "stop"  # stop | skip
     time_budget_s: float = 0.0  # 0 = no limit; >0 stops cleanly (with a checkpoint) after this wall time
+    # Fine-tuning (train/finetune.py). init_from: weights a fresh run starts from ("" = a random init): a model.pt,
+    # an official .pth or a Hugging Face folder that fits model.*; a run with checkpoints resumes from them instead.
+    init_from: str = ""
+    freeze: list[str] = field(default_factory=list)  # parameter groups that do not train (finetune.FREEZE_GROUPS)
     loss: LossConfig = field(default_factory=LossConfig)

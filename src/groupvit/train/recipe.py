@@ -14,7 +14,7 @@ RECIPE_SECTIONS = ("world", "data", "model", "train")
 # Settings that change how a run is executed or logged, not what it learns.
 OPERATIONAL_KEYS = frozenset({
     "train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.time_budget_s", "train.device",
-    "train.compile", "train.nonfinite", "data.num_workers",
+    "train.compile", "train.nonfinite", "train.processes", "data.num_workers",
 })
 
 

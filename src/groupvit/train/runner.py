@@ -9,7 +9,8 @@ evaluation loads) and `summary.json` (provenance and figures). With `resume=True
 already holds checkpoints continues from the newest one and ends with the same weights as an uninterrupted run
 (bit-identical on the CPU with the same world size): model, optimiser, grad scaler, step, per-rank RNG states and the
 data position (micro-batches consumed, handed to the loader as start_step) are restored; the schedule is a function
-of the step. Launch lines (single process, torchrun, SLURM) are in groupvit.train.distributed.
+of the step. Launch lines (single process, torchrun, SLURM) are in groupvit.train.distributed. A fresh run may start
+from given weights and train only part of the model (train.init_from, train.freeze: groupvit.train.finetune).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from groupvit.train.data_source import TrainData, train_data_for
 from groupvit.train.distributed import (
     DistContext, barrier, broadcast_object, cleanup_distributed, gather_to_all, init_distributed,
 )
+from groupvit.train.finetune import freeze_groups, init_from_weights
 from groupvit.train.loop import Engine, LoopConfig, LoopState, train_loop
 from groupvit.train.metrics_log import MetricsLogger, truncate_after
 from groupvit.train.optim import build_optimizer
@@ -206,6 +208,17 @@ def _train(
     raw_model = parts.build_model(cfg.model).to(device)
     loss_fn = parts.build_loss(tcfg.loss, world.rank, world.world_size).to(device)
     num_params = sum(p.numel() for p in raw_model.parameters())
+    if tcfg.freeze:  # before the optimiser, which then holds only what trains
+        frozen = freeze_groups(raw_model, tcfg.freeze)
+        _say(ctx, f"train.freeze {list(tcfg.freeze)}: {frozen.trainable:,} parameters train, {frozen.frozen:,} frozen")
+
+    # The resume decision (and a fresh run's init_from weights) before the data, so that a refusal comes first.
+    state, rng_state, init_info = LoopState(), None, None
+    ckpt, last_ckpt = _checkpoint_to_resume(cfg, out_dir, ctx, manager, resume, on_recipe_change)
+    if ckpt is None and tcfg.init_from:  # a fresh run: weights only; optimiser, schedule and step start anew
+        init_info = init_from_weights(raw_model, tcfg.init_from, say=lambda message: _say(ctx, message))
+        _say(ctx, f"initialised from {init_info['path']} ({init_info['source_format']} format, "
+                  f"sha256 {init_info['sha256'][:12]}...)")
 
     data = data or train_data_for(cfg, data_dir)
     plan = plan_run(tcfg, layout, data.num_samples)
@@ -224,9 +237,11 @@ def _train(
     scaler = grad_scaler(device, tcfg.precision)
 
     # Resume: everything but the RNG, which is restored after the loader exists (see below).
-    state, rng_state = LoopState(), None
-    ckpt, last_ckpt = _checkpoint_to_resume(cfg, out_dir, ctx, manager, resume, on_recipe_change)
     if ckpt is not None:
+        init_info = ckpt.get("init_from")
+        if tcfg.init_from:
+            _say(ctx, f"train.init_from {tcfg.init_from} not applied: {out_dir} holds checkpoints of this run, which "
+                      "resumes (init_from applies to a fresh run only)")
         _check_resumable(ckpt, layout, last_ckpt)
         for part, saved in ((raw_model, "model"), (optimizer, "optimizer"), (scaler, "scaler")):
             part.load_state_dict(ckpt[saved])
@@ -259,7 +274,7 @@ def _train(
         checkpoint_every=tcfg.checkpoint_every, time_budget_s=tcfg.time_budget_s, loss_window=LOSS_WINDOW,
     )
     meta = {"config": cfg.to_dict(), "variant": variant, "seed": tcfg.seed, "world_size": world.world_size,
-            "global_batch": layout.global_batch, "grad_accum_steps": layout.grad_accum_steps}
+            "global_batch": layout.global_batch, "grad_accum_steps": layout.grad_accum_steps, "init_from": init_info}
 
     def save(loop_state: LoopState) -> Path:
         rngs = gather_to_all(capture_rng_state())  # a collective: every rank calls save
@@ -283,7 +298,9 @@ def _train(
             _close(batches)
 
     return _finish(cfg, result, out_dir, manager, ctx, plan=plan, data=data, variant=variant, num_params=num_params,
-                   resumed_from=last_ckpt, trained=result.state.step != steps_before, wall_start=wall_start,
+                   trainable_params=sum(p.numel() for p in raw_model.parameters() if p.requires_grad),
+                   init_from=init_info, resumed_from=last_ckpt, trained=result.state.step != steps_before,
+                   wall_start=wall_start,
                    save_model=lambda path: parts.save_model(path, raw_model, **{
                        **meta, "step": result.state.step, "data_content_hash": data.content_hash}))
 
@@ -328,15 +345,16 @@ def wrap_model(raw_model: nn.Module, cfg: Any, ctx: DistContext) -> nn.Module:
 
 
 def _finish(cfg: Any, result: Any, out_dir: Path, manager: CheckpointManager, ctx: DistContext, *, plan: RunPlan,
-            data: TrainData, variant: str, num_params: int, resumed_from: Path | None, trained: bool,
-            wall_start: float, save_model: Callable[[Path], Any]) -> dict:
+            data: TrainData, variant: str, num_params: int, trainable_params: int, init_from: dict | None,
+            resumed_from: Path | None, trained: bool, wall_start: float, save_model: Callable[[Path], Any]) -> dict:
     """The run's summary; rank 0 saves model.pt and writes summary.json (and its copy beside the checkpoints). A run
     that had nothing left to train reports the figures of the run that did the training."""
     tcfg, layout = cfg.train, plan.layout
     summary = build_summary(
         cfg.to_dict(), result, variant=variant, seed=tcfg.seed, preset=getattr(cfg, "preset", ""),
         data_content_hash=data.content_hash, device=device_description(ctx.device), world_size=layout.world_size,
-        num_params=num_params, global_batch=layout.global_batch, per_rank_batch=layout.per_rank_batch,
+        num_params=num_params, trainable_params=trainable_params, init_from=init_from,
+        global_batch=layout.global_batch, per_rank_batch=layout.per_rank_batch,
         grad_accum_steps=layout.grad_accum_steps, base_lr=tcfg.base_lr, base_batch_size=tcfg.base_batch_size,
         peak_lr=plan.peak_lr, warmup_steps=plan.warmup_steps, total_steps=plan.total_steps,
         time_budget_s=tcfg.time_budget_s, data_counters=data.counters(),

@@ -124,6 +124,22 @@ def datasets_to_download(pairs: "PairsConfig", preset: str, shard_patterns: Iter
     return names
 
 
+def datasets_to_wait_for(pairs: "PairsConfig", preset: str, shard_patterns: Iterable[str]) -> list[str]:
+    """The pairs datasets whose done file training takes as input: those to download, and the finished downloads
+    among the datasets the patterns name. A finished download stays an input, so the input set is the same before and
+    after the download (Snakemake reruns a job whose input set changed); shards put in place without a download (no
+    done file) are never an input."""
+    patterns = list(shard_patterns)
+    missing = datasets_to_download(pairs, preset, patterns)
+    names = []
+    for dataset in pairs.datasets:
+        folder = dataset_dir(pairs, preset, dataset.name)
+        downloaded = any(_under(p, folder) for p in patterns) and (Path(folder) / DONE_FILE).is_file()
+        if dataset.name in missing or downloaded:
+            names.append(dataset.name)
+    return names
+
+
 def content_settings(pairs: "PairsConfig") -> dict:
     """The pairs settings that decide a folder's contents (a change must rerun the download)."""
     keys = ("image_size", "resize_only_if_bigger", "encode_quality", "samples_per_shard", "min_caption_words",

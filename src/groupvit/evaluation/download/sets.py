@@ -151,10 +151,12 @@ def is_present(root: str | os.PathLike, name: str) -> bool:
     return ready_marker(root, name).is_file() or _layout_present(reader_root(root, name), name)
 
 
-def missing_ready_markers(root: str | os.PathLike, name: str) -> list[str]:
-    """What an evaluation of `name` must wait for: [] when the data are in place, else [its ready marker] (which
-    the workflow's download_eval_dataset rule produces)."""
-    return [] if is_present(root, name) else [str(ready_marker(root, name))]
+def ready_marker_inputs(root: str | os.PathLike, name: str) -> list[str]:
+    """What an evaluation of `name` waits for: [its ready marker] (which the workflow's download_eval_dataset rule
+    produces), or [] when the data were put in place without one. A downloaded dataset's marker stays an input, so the
+    input set is the same before and after the download (Snakemake reruns a job whose input set changed)."""
+    marker = ready_marker(root, name)
+    return [] if is_present(root, name) and not marker.is_file() else [str(marker)]
 
 
 def resolve_file(file_id: str, urls: Mapping[str, str] | None = None,
@@ -358,6 +360,6 @@ def prepare_eval_dataset(
 
 __all__ = [
     "CONTEXT_459_IDS", "EVAL_SETS", "FILES", "FOLDER_TO_DATASET", "EvalDataError", "EvalSet", "RemoteFile",
-    "context_full_to_59", "dataset_folder", "is_present", "missing_ready_markers", "prepare_eval_dataset", "reader_root", "ready_marker",
-    "resolve_file",
+    "context_full_to_59", "dataset_folder", "is_present", "prepare_eval_dataset", "reader_root", "ready_marker",
+    "ready_marker_inputs", "resolve_file",
 ]
