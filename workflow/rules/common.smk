@@ -106,6 +106,11 @@ def eval_data_inputs(wildcards):
     return world_outputs() if wildcards.dataset == "synthetic" else real_eval_data_inputs(wildcards.dataset)
 
 
+def train_processes(wildcards, resources):
+    """Processes of one training job: train.processes, or one per GPU the job gets (resources.gpu)."""
+    return EXP.for_variant(wildcards.variant).train.processes or resources.gpu
+
+
 def model_checkpoint(wildcards):
     variant, _ = MODELS[wildcards.model]
     return f"{RUNS}/{variant}/seed{wildcards.seed}/model.pt"

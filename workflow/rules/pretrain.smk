@@ -4,11 +4,6 @@
 # outputs of an incomplete job, and both must survive a kill for the resumed run to continue its curve.
 
 
-def train_processes(wildcards, resources):
-    """Processes of one training job: train.processes, or one per GPU the job gets (resources.gpu)."""
-    return EXP.for_variant(wildcards.variant).train.processes or resources.gpu
-
-
 rule pretrain:
     input:
         train_data_inputs,
