@@ -8,6 +8,7 @@ encode_image_groups, CPU options included.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -192,3 +193,21 @@ def test_torch_export_program_matches_the_model(tmp_path):
     for name, value in zip(names, got, strict=True):
         torch.testing.assert_close(value, getattr(ref, name), atol=ATOL, rtol=0)
     assert got[2].shape[-2:] == (6, 6) and math.isclose(float(got[3].sum(1).mean()), 1.0)
+
+
+def test_an_export_that_fails_its_check_leaves_the_old_folder_and_no_temporary(tmp_path):
+    """The folder takes its name only after the check: a failed export keeps what was there and leaves no .tmp."""
+    from groupvit.atomic import sha256_file
+    from groupvit.model.export_image import PROGRAM_INFO, export_image_program
+
+    ckpt = save_checkpoint(tmp_path / "model.pt", trained_like(ARCHS["two_stage"]))
+    out, _ = export_hf(ckpt, tmp_path / "hf")
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(ExportError, match="differs from ours"):
+        export_hf(ckpt, out, overwrite=True, atol=-1.0)
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    # an HF folder as the source: the program records the sha256 of the folder's weight file
+    prog = export_image_program(out, tmp_path / "prog")
+    info = json.loads((prog / PROGRAM_INFO).read_text())
+    assert info["source_sha256"] == sha256_file(out / "model.safetensors")

@@ -16,7 +16,8 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,11 +200,28 @@ def compare_with_hf(ours: nn.Module, hf: nn.Module) -> Comparison:
     )
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def check_out_folder(out: Path, overwrite: bool) -> None:
+    """An export's output folder must be new, empty, or (with overwrite) replaceable."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file; give a folder path")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} exists and is not empty; choose another folder or pass --overwrite")
+
+
+@contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """A temporary folder beside `out` that takes `out`'s name only when the block succeeds (after the export was
+    checked); on an error nothing is left under either name."""
+    tmp = out.parent / f".{out.name}.export.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def export_hf(
@@ -225,7 +243,7 @@ def export_hf(
     from .state_dict_utils import check_compatible
 
     out = Path(out_dir)
-    _prepare_out(out, overwrite)
+    check_out_folder(out, overwrite)
     state = load_checkpoint_state(checkpoint)
     cfg = model_config_from_dict(state["config"])
     reasons = hf_unsupported(cfg)
@@ -243,9 +261,7 @@ def export_hf(
     if missing or unexpected:
         raise ExportError(f"{checkpoint}: weights do not fit HF's layout: missing {missing[:8]}, "
                           f"unexpected {unexpected[:8]}")
-    tmp = out.parent / f".{out.name}.export.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with staged_folder(out) as tmp:
         hf.save_pretrained(tmp)
         reloaded = HFGroupViT.from_pretrained(tmp)
         comparison = compare_with_hf(ours, reloaded)
@@ -256,9 +272,4 @@ def export_hf(
                   "source_format": state["source"], "not_exported": list(_NOT_EXPORTED),
                   "comparison": comparison.__dict__}
         (tmp / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out, comparison

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -57,12 +56,11 @@ def export_image_program(
 
     The program is checked against the eager model on batches of 1 and 3 before the folder gets its name.
     """
-    from .checkpoint import load_model
-    from .export_hf import ExportError
+    from .checkpoint import load_model, weights_file
+    from .export_hf import ExportError, check_out_folder, staged_folder
 
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise ExportError(f"{out} exists and is not an empty folder; choose another folder or pass --overwrite")
+    check_out_folder(out, overwrite)
     model = load_model(checkpoint)
     if not model.is_grouping:
         raise ExportError(f"{checkpoint}: a plain ViT (image.grouping=false) has no groups to export for "
@@ -76,10 +74,7 @@ def export_image_program(
     batch = torch.export.Dim("batch", min=1, max=_MAX_BATCH)
     with torch.no_grad():
         program = torch.export.export(wrapper, (example,), dynamic_shapes={"images": {0: batch}})
-    tmp = out.parent / f".{out.name}.export.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_folder(out) as tmp:
         torch.export.save(program, tmp / PROGRAM_FILE)
         loaded = torch.export.load(tmp / PROGRAM_FILE).module()
         generator = torch.Generator().manual_seed(0)
@@ -93,15 +88,10 @@ def export_image_program(
             raise ExportError(f"{checkpoint}: the exported program differs from the model by {worst:.2e} "
                               f"(> atol {atol:g})")
         info = {
-            "source": str(checkpoint), "source_sha256": sha256_file(checkpoint) if Path(checkpoint).is_file() else None,
+            "source": str(checkpoint), "source_sha256": sha256_file(weights_file(checkpoint)),
             "input": {"shape": ["batch", cfg.in_chans, size, size], "mean": mean, "std": std,
                       "note": "RGB in [0, 1], then (x - mean) / std"},
             "outputs": wrapper.outputs, "patch_size": cfg.patch_size, "max_abs_diff": worst,
         }
         (tmp / PROGRAM_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
