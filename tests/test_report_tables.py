@@ -72,3 +72,13 @@ def test_checks_report_the_three_levels_on_a_study(default_cfg):
     assert "95% CI" in by_claim["Hard assignment beats soft assignment (with multi-label)"].ours
     # a Table 1 cell the study did not train leaves its checks untested, saying what is missing
     assert by_claim["Hard assignment beats soft assignment (without multi-label)"].verdict == "not tested"
+
+
+def test_table2_checks_pair_the_1stage_variants_by_what_they_change(default_cfg):
+    rows = _rows("groupvit_1stage", [23.8]) + _rows("groupvit_1stage_g16o4", [26.0]) + _rows("groupvit_1stage_g32", [25.0])
+    checks = {c.claim.split(" (")[0]: c for c in reproduction_checks(default_cfg, pd.DataFrame(rows), "synthetic")}
+    segments, tokens = checks["More output segments help"], checks["More group tokens help"]
+    assert segments.ours.startswith("groupvit_1stage 23.8") and "vs groupvit_1stage_g16o4 26.0" in segments.ours
+    assert segments.verdict == FAILS  # 16 -> 4 segments scored higher here: the paper's ordering does not hold
+    assert tokens.ours.startswith("groupvit_1stage_g32 25.0") and "vs groupvit_1stage 23.8" in tokens.ours
+    assert tokens.verdict == DIRECTION  # one seed each

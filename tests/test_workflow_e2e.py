@@ -159,7 +159,7 @@ def test_only_what_a_run_learns_from_retrains_it(smoke_checkout, tmp_path):
 
     assert "pretrain" not in planned("description: unchanged")  # the checkout is up to date to begin with
     rescored = planned("eval: {bg_thresh: 0.7}")
-    assert "pretrain" not in rescored and rescored.get("evaluate") == "5", rescored
+    assert "pretrain" not in rescored and rescored.get("evaluate") == "6", rescored
     assert "classify" not in rescored  # a segmentation setting; a classification one re-classifies
     assert planned("eval: {cls_crop: 48}").get("classify") == "2"
     assert "pretrain" not in planned("train: {log_every: 3}")

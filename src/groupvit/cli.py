@@ -110,17 +110,21 @@ def cmd_download_eval(args: argparse.Namespace) -> int:
 
 def _segmenter(cfg: ExperimentConfig, model, class_names, grouper_name: str, dataset: str | None):
     from groupvit.evaluation import ClusterGrouper, ZeroShotSegmenter
+    from groupvit.evaluation.readout import OFFICIAL_GROUPER, official_eval
 
-    grouper = None if grouper_name == "groupvit" else ClusterGrouper(model, grouper_name, cfg.eval)
+    own = grouper_name in ("groupvit", OFFICIAL_GROUPER)  # the model's own groups, the preset's or the paper's readout
+    grouper = None if own else ClusterGrouper(model, grouper_name, cfg.eval)
+    ev = official_eval(cfg.eval) if grouper_name == OFFICIAL_GROUPER else cfg.eval
     return ZeroShotSegmenter(
-        model, class_names, cfg.eval, dataset=dataset, grouper=grouper,
+        model, class_names, ev, dataset=dataset, grouper=grouper,
         mean=cfg.data.augment.mean, std=cfg.data.augment.std,
     )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Zero-shot segmentation of one checkpoint on one dataset, plus the oracle-labelled grouping score."""
-    from groupvit.evaluation import score_split, write_metrics_json, write_per_class_csv
+    from groupvit.evaluation import ModelGrouper, score_split
+    from groupvit.evaluation.readout_stats import readout_stats
     from groupvit.model import load_model
 
     cfg = _config(args)
@@ -130,6 +134,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such file (the released GroupViT weights and where to "
                           f"download them: README, 'Real data: evaluation sets and the paper preset')")
     dataset = _eval_dataset(cfg, args.dataset, args.split, args.root)
+    if args.grouper == "supervised":  # the supervised reference: per-pixel argmax, no groups
+        return _evaluate_supervised(args, cfg, dataset)
     model = load_model(args.checkpoint)
     segmenter = _segmenter(cfg, model, dataset.class_names, args.grouper, args.dataset)
     scored = score_split(segmenter, dataset, max_images=cfg.eval.max_images, bootstrap=cfg.eval.bootstrap,
@@ -142,13 +148,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "oracle_mIoU": scored.oracle.miou,
         "floor_mIoU": scored.floor.miou,
     }
+    if isinstance(segmenter.grouper, ModelGrouper):  # the model's own groups: how many of them each readout uses
+        extra["readout_stats"] = readout_stats(segmenter, dataset, max_images=cfg.eval.max_images)
+    return _write_evaluation(args, result, name, segmenter.protocol(), extra,
+                             f"oracle groups {scored.oracle.miou:.4f}")
+
+
+def _write_evaluation(args: argparse.Namespace, result, name: str, protocol: dict, extra: dict, what: str) -> int:
+    """The metrics JSON and the per-class CSV beside it, and one line saying where they went."""
+    from groupvit.evaluation import write_metrics_json, write_per_class_csv
+
     out = Path(args.out)
-    write_metrics_json(out, result, model=name, dataset=args.dataset, protocol=segmenter.protocol(),
-                       checkpoint=args.checkpoint, extra=extra)
+    write_metrics_json(out, result, model=name, dataset=args.dataset, protocol=protocol, checkpoint=args.checkpoint,
+                       extra=extra)
     write_per_class_csv(out.with_name(out.stem + "_per_class.csv"), result, model=name, dataset=args.dataset)
-    print(f"{name} on {args.dataset}/{args.split}: mIoU {result.miou:.4f} (foreground {extra['mIoU_foreground']}, "
-          f"oracle groups {scored.oracle.miou:.4f}) -> {out}")
+    print(f"{name} on {args.dataset}/{args.split}: mIoU {result.miou:.4f} (foreground {extra['mIoU_foreground']}; "
+          f"{what}) -> {out}")
     return 0
+
+
+def _evaluate_supervised(args: argparse.Namespace, cfg: ExperimentConfig, dataset) -> int:
+    """`evaluate --grouper supervised`: a `train-supervised` model.pt scored into the same metrics files (no groups,
+    so no oracle score)."""
+    from groupvit.evaluation.split_score import objects_miou
+    from groupvit.supervised.evaluate import SupervisedSegmenter, score_supervised
+    from groupvit.supervised.model import load_supervised
+
+    try:
+        model = load_supervised(args.checkpoint)
+        segmenter = SupervisedSegmenter(model, dataset.class_names, cfg.eval, mean=cfg.data.augment.mean,
+                                        std=cfg.data.augment.std)
+    except ValueError as err:
+        raise ConfigError(f"--grouper supervised: {err}") from None
+    result, floor = score_supervised(segmenter, dataset, max_images=cfg.eval.max_images,
+                                     bootstrap=cfg.eval.bootstrap, seed=cfg.eval.cluster_seed)
+    name = args.model or args.variant or "supervised"
+    extra = {"variant": args.variant, "grouper": "supervised", "split": args.split, "preset": cfg.preset,
+             "mIoU_foreground": objects_miou(result), "oracle_mIoU": None, "floor_mIoU": floor.miou}
+    return _write_evaluation(args, result, name, segmenter.protocol(), extra, "supervised reference")
 
 
 def cmd_download_pairs(args: argparse.Namespace) -> int:
@@ -237,13 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when the run's checkpoints come from a different recipe: refuse (default) or train from scratch")
     p.set_defaults(func=cmd_train)
 
-    groupers = ["groupvit", "pixelwise", "kmeans", "meanshift", "spectral"]
+    groupers = ["groupvit", "official_readout", "pixelwise", "kmeans", "meanshift", "spectral", "supervised"]
     p = sub.add_parser("evaluate", help="zero-shot segmentation of a checkpoint on a dataset")
     _add_config_args(p)
     p.add_argument("--checkpoint", required=True, help="our model.pt, an official .pth or a Hugging Face state dict")
     p.add_argument("--variant", default=None, help="apply this variant's eval overrides")
     p.add_argument("--grouper", default="groupvit", choices=groupers,
-                   help="groups from the model (groupvit) or non-parametric grouping of ViT patch features")
+                   help="groups from the model (groupvit: the preset's readout; official_readout: soft maps and "
+                        "segment-token embeddings, as published) or non-parametric grouping of ViT patch features; "
+                        "supervised: a train-supervised model.pt, per-pixel argmax (the reference row)")
     p.add_argument("--dataset", default="synthetic", choices=["synthetic", "voc", "context", "coco_object"])
     p.add_argument("--split", default="eval", choices=["eval", "val"],
                    help="synthetic only: eval (reported) or val (for tuning decisions)")

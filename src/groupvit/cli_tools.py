@@ -1,5 +1,6 @@
 """The `groupvit` commands for one's own images, data and models: segment, classify, classification-table, groups,
-export and shards-from-folder (the study's own commands are in groupvit.cli, which registers these)."""
+export, shards-from-folder and train-supervised (the study's own commands are in groupvit.cli, which registers
+these)."""
 from __future__ import annotations
 
 import argparse
@@ -246,6 +247,31 @@ def cmd_shards_from_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_supervised(args: argparse.Namespace) -> int:
+    """The "supervised, same budget" reference: the variant's ViT encoder + a per-token classifier trained on the
+    world's masks for the preset's training budget (groupvit.supervised)."""
+    import json
+
+    from groupvit.supervised.train import train_supervised
+
+    cfg = _config(args)
+    if cfg.data.source != "synthetic":
+        raise ConfigError(f"train-supervised: preset {cfg.preset!r} has data.source {cfg.data.source!r}; the "
+                          "supervised reference needs the synthetic world's masks (data.source: synthetic)")
+    if args.variant not in cfg.variants:
+        raise ConfigError(f"--variant {args.variant!r} is not declared in preset {cfg.preset!r}; valid variants: "
+                          f"{sorted(cfg.variants)}")
+    if cfg.variants[args.variant].family != "supervised":
+        raise ConfigError(f"--variant {args.variant!r} has family {cfg.variants[args.variant].family!r}; "
+                          "train-supervised trains `family: supervised` variants (`groupvit train` the others)")
+    out = Path(args.out) if args.out else Path("runs") / cfg.preset / args.variant / f"seed{args.seed}"
+    summary = train_supervised(cfg.for_variant(args.variant, args.seed), out, variant=args.variant,
+                               resume=not args.no_resume, train_dir=args.train_dir,
+                               on_recipe_change=args.on_recipe_change, progress=not args.no_progress)
+    print(json.dumps({k: summary.get(k) for k in ("variant", "seed", "steps", "final_loss", "samples_per_s")}))
+    return 0
+
+
 def add_tool_parsers(sub) -> None:
     """Register this module's subcommands on the `groupvit` parser's subparsers."""
     groupers = ["groupvit", "pixelwise", "kmeans", "meanshift", "spectral"]
@@ -334,3 +360,18 @@ def add_tool_parsers(sub) -> None:
     p.add_argument("--workers", type=int, default=None, help="reader threads per process (default: pairs.workers)")
     p.add_argument("--processes", type=int, default=None, help="shards written at once (default: pairs.processes)")
     p.set_defaults(func=cmd_shards_from_folder)
+
+    p = sub.add_parser("train-supervised", help="the supervised reference: the ViT encoder + a per-token classifier "
+                       "trained on the synthetic world's masks for the same budget (resumes from its checkpoints)")
+    _add_config_args(p)
+    p.add_argument("--variant", default="supervised_same_budget", help="a `family: supervised` variant of the preset "
+                   "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default: runs/<preset>/<variant>/seed<seed>)")
+    p.add_argument("--train-dir", default=None, help="the world's train shards the rendered images are checked "
+                   "against (default: data/<preset>/synthetic/train; skipped when absent)")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    p.add_argument("--on-recipe-change", choices=["error", "restart"], default="error",
+                   help="when the run's checkpoints come from a different recipe: refuse (default) or train from scratch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train_supervised)

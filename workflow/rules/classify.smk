@@ -10,7 +10,7 @@ from groupvit.evaluation.classification_sources import (  # noqa: E402
 
 CLASSIFY_SOURCES = classification_sources(EXP.eval.datasets, EXP.eval_data.root)
 CLASSIFY_FILES = [f"{RESULTS}/classification/{run}/{source}.json"
-                  for run in variant_runs("{variant}/seed{seed}") for source in CLASSIFY_SOURCES]
+                  for run in variant_runs("{variant}/seed{seed}", PRETRAINED) for source in CLASSIFY_SOURCES]
 
 
 rule classify:

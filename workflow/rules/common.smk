@@ -6,6 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 from groupvit.code_digest import code_digest, notebook_entries  # noqa: E402
 from groupvit.config import ConfigError, resolve_preset, to_dict, validate_raw  # noqa: E402
+from groupvit.evaluation.readout import OFFICIAL_GROUPER, official_readout_model  # noqa: E402
 from groupvit.train.recipe import training_recipe  # noqa: E402
 
 # Validation against schemas/config.schema.yaml (the CLI uses the same file and messages): a bad key, type, value,
@@ -44,6 +45,7 @@ def pretrain_threads(wildcards):
 CODE = {
     "synth": code_digest(["groupvit.cli:cmd_synth"]),
     "train": code_digest(["groupvit.cli:cmd_train"]),
+    "train_supervised": code_digest(["groupvit.cli_tools:cmd_train_supervised"]),
     "evaluate": code_digest(["groupvit.cli:cmd_evaluate"]),
     "tables": code_digest(["groupvit.cli:cmd_tables"]),
     "classify": code_digest(["groupvit.cli_tools:cmd_classify"]),
@@ -67,14 +69,20 @@ def world_outputs():
 
 def scored_models():
     """{model name: (variant, grouper)} for every scored model: a GroupViT variant is scored with its own groups,
-    a ViT variant once per non-parametric grouper (named VARIANT_GROUPER)."""
+    a ViT variant once per non-parametric grouper (named VARIANT_GROUPER), and the main variant a second time with
+    the paper's official readout when the preset reads it out otherwise (MAIN_official_readout, same checkpoints)."""
     models = {}
     for name in EXP.study.variants:
         spec = EXP.variants[name]
         if spec.family == "groupvit":
             models[name] = (name, "groupvit")
+        elif spec.family == "supervised":  # the reference row: scored once, by its own per-pixel classifier
+            models[name] = (name, "supervised")
         else:
             models.update({f"{name}_{grouper}": (name, grouper) for grouper in spec.groupers})
+    official = official_readout_model(EXP)
+    if official:
+        models[official] = (EXP.study.main_variant, OFFICIAL_GROUPER)
     return models
 
 
@@ -88,6 +96,12 @@ def variant_runs(pattern, variants=None):
         for name in (EXP.study.variants if variants is None else variants)
         for seed in EXP.seeds_of(name)
     ]
+
+
+# `groupvit train` pretrains the study's GroupViT and ViT variants; `groupvit train-supervised` the supervised
+# references (family: supervised), which are scored but not classified.
+SUPERVISED = [name for name in EXP.study.variants if EXP.variants[name].family == "supervised"]
+PRETRAINED = [name for name in EXP.study.variants if name not in SUPERVISED]
 
 
 wildcard_constraints:

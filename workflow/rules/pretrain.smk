@@ -22,6 +22,8 @@ rule pretrain:
             f"torchrun --standalone --nproc_per_node {train_processes(wildcards, resources)} --no-python "
             if train_processes(wildcards, resources) > 1 else ""
         ),
+    wildcard_constraints:
+        variant="|".join(PRETRAINED) or "no_pretrained_variants",  # supervised references: supervised.smk
     log:
         f"{LOGS}/pretrain/{{variant}}_seed{{seed}}.log",
     threads: pretrain_threads

@@ -96,7 +96,8 @@ class ZeroShotSegmenter:
         c = self.cfg
         return {
             "grouper": getattr(self.grouper, "name", type(self.grouper).__name__),
-            "assignment": c.assignment, "templates": list(c.templates), "prompt_names": list(self.class_names),
+            "assignment": c.assignment, "segment_embeds": getattr(self.grouper, "embeds", None),
+            "templates": list(c.templates), "prompt_names": list(self.class_names),
             "topk_classes": c.topk_classes, "bg_thresh": self.bg_thresh,
             "background_prompts": list(c.background_prompts), "logit_scale": self.logit_scale,
             "resize_short": c.resize_short, "resize_long_max": c.resize_long_max, "mode": c.mode,

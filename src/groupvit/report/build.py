@@ -9,6 +9,7 @@ import pandas as pd
 
 from groupvit.config import ExperimentConfig
 from groupvit.atomic import atomic_write_text
+from groupvit.evaluation.readout import official_readout_model
 from groupvit.report.checks import checks_markdown, checks_records, reproduction_checks
 from groupvit.report.collect import load_metrics, load_run_summaries, variant_attributes
 from groupvit.report.tables import ablation_table, baselines_table, main_table, per_class_table
@@ -35,7 +36,9 @@ def study_scope(cfg: ExperimentConfig) -> tuple[set[tuple[str, int]], set[str]]:
     models = set()
     for name in cfg.study.variants:
         spec = cfg.variants[name]
-        models |= {name} if spec.family == "groupvit" else {f"{name}_{grouper}" for grouper in spec.groupers}
+        scored_once = spec.family in ("groupvit", "supervised")  # a ViT once per grouper
+        models |= {name} if scored_once else {f"{name}_{grouper}" for grouper in spec.groupers}
+    models |= {official_readout_model(cfg)} - {None}  # the main variant read out as published
     return runs, models
 
 

@@ -49,6 +49,7 @@ def load_metrics(metrics_dir: Path) -> pd.DataFrame:
             "floor_mIoU": _pct(record.get("floor_mIoU")),
             "pixel_acc": _pct(record.get("aAcc")),
             "num_images": record.get("num_images"),
+            **_final_stage_readout(record.get("readout_stats")),
             **{f"IoU/{name}": _pct(value) for name, value in per_class.items()},
         })
     if not rows:
@@ -75,6 +76,16 @@ def load_run_summaries(runs_dir: Path) -> pd.DataFrame:
             "data_content_hash": summary.get("data_content_hash"),
         })
     return pd.DataFrame(rows)
+
+
+def _final_stage_readout(stats: dict | None) -> dict:
+    """The last grouping stage's groups and how many of them per image each readout's arg-max uses (GroupViT
+    metrics only: the evaluation's readout_stats)."""
+    if not stats or not stats.get("groups"):
+        return {}
+    used = stats["groups_per_image"]
+    return {"final_groups": stats["groups"][-1], "final_groups_used_soft": used["soft"][-1],
+            "final_groups_used_hard": used["hard"][-1], "final_soft_max_prob": stats["soft_max_prob"][-1]}
 
 
 def _pct(value: float | None) -> float:

@@ -15,7 +15,9 @@ LOSS_TERMS = ("loss", "contrastive", "multi_label")  # the training losses, in t
 
 def miou_bars(metrics: pd.DataFrame, dataset: str) -> Figure:
     """mIoU, objects-only mIoU and oracle mIoU per model (bars: mean over seeds, error bars: seed standard
-    deviation), with the all-background floor as a dashed line."""
+    deviation), with the all-background floor as a dashed line. A supervised model is marked as a reference."""
+    metrics = metrics.assign(model=[f"{m} (supervised reference)" if g == "supervised" else m
+                                    for m, g in zip(metrics["model"], metrics["grouper"])])
     sub = metrics[metrics.dataset == dataset].melt(
         id_vars=["model", "seed"], value_vars=["mIoU", "mIoU_foreground", "oracle_mIoU"], var_name="score",
         value_name="percent")

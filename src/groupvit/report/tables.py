@@ -16,6 +16,8 @@ import yaml
 
 from groupvit.config import ExperimentConfig, to_dict
 from groupvit.report.collect import variant_attributes
+from groupvit.report.readout_row import official_readout_note, place_official_row
+from groupvit.report.reference_row import place_reference_rows, reference_note
 
 # Config keys each ablation table may vary (everything else must equal the reference variant's).
 TABLE_KEYS = {
@@ -160,6 +162,8 @@ def main_table(cfg: ExperimentConfig, metrics: pd.DataFrame) -> Table:
         })
     order = {name: i for i, name in enumerate(cfg.eval.datasets)}  # the preset's dataset order (VOC, Context, COCO)
     rows.sort(key=lambda row: order.get(row["dataset"], len(order)))
+    rows = place_official_row(cfg, rows)
+    rows = place_reference_rows(cfg, rows)  # the supervised reference, last in its dataset's rows
     paper = paper_numbers()["zero_shot"]
     # the paper's mIoU beside each row of a dataset it reports (real datasets; none for the synthetic world)
     if any(row["dataset"] in paper["rows"][0] for row in rows):
@@ -168,6 +172,9 @@ def main_table(cfg: ExperimentConfig, metrics: pd.DataFrame) -> Table:
     note = "Paper (zero-shot mIoU %, " + paper["cite"] + "): " + "; ".join(
         f"{r['model']}: VOC {r['voc']}, Context {r['context']}, COCO-Object {r['coco_object']}" for r in paper["rows"]
     )
+    readout = official_readout_note(cfg, metrics)  # "" unless the main variant is also scored as published
+    note += f"\n\n{readout}" if readout else ""
+    note += f"\n\n{reference_note(cfg)}" if reference_note(cfg) else ""
     return Table("zero_shot", f"Zero-shot segmentation, preset `{cfg.preset}`", pd.DataFrame(rows), note)
 
 
