@@ -51,10 +51,11 @@ def test_default_ablations_land_in_the_paper_tables_and_checks():
     assert set(members(cfg, "assignment_x_multilabel")) == {
         "groupvit_2stage", "groupvit_2stage_soft", "groupvit_2stage_no_multilabel", "groupvit_2stage_soft_no_multilabel"}
     assert "groupvit_1stage" in members(cfg, "stages")
+    assert set(members(cfg, "group_tokens")) == {"groupvit_1stage", "groupvit_1stage_g16o4", "groupvit_1stage_g32"}
     rows = []
     for variant, miou in (("groupvit_2stage", 0.2), ("groupvit_2stage_soft", 0.15),
                           ("groupvit_2stage_no_multilabel", 0.1), ("groupvit_2stage_soft_no_multilabel", 0.08),
-                          ("groupvit_1stage", 0.12)):
+                          ("groupvit_1stage", 0.12), ("groupvit_1stage_g16o4", 0.11), ("groupvit_1stage_g32", 0.13)):
         rows.append({"model": variant, "dataset": "synthetic", "mIoU": 100 * miou, "floor_mIoU": 10.0, "seed": 0})
     rows += [{"model": f"vit_baselines_{g}", "dataset": "synthetic", "mIoU": 11.0, "seed": 0}
              for g in cfg.variants["vit_baselines"].groupers]

@@ -39,6 +39,9 @@ def test_each_table1_row_differs_from_the_main_model_only_in_the_ablated_setting
 
 def test_table2_is_measured_on_the_1stage_model_and_shows_the_paper_number(default_cfg):
     assert reference(default_cfg, "group_tokens") == "groupvit_1stage"
+    # Table 2's other token counts are not Table 3 rows (the paper's 1-stage number there is its 64/8 model's)
+    assert members(default_cfg, "stages") == ["groupvit_2stage", "groupvit_1stage"]
+    assert members(default_cfg, "group_tokens") == ["groupvit_1stage", "groupvit_1stage_g16o4", "groupvit_1stage_g32"]
     metrics = pd.DataFrame(_rows("groupvit_1stage", [23.8]))
     frame = ablation_table(default_cfg, metrics, "group_tokens", "synthetic").frame.set_index("variant")
     row = frame.loc["groupvit_1stage"]
@@ -82,3 +85,13 @@ def test_table2_checks_pair_the_1stage_variants_by_what_they_change(default_cfg)
     assert segments.verdict == FAILS  # 16 -> 4 segments scored higher here: the paper's ordering does not hold
     assert tokens.ours.startswith("groupvit_1stage_g32 25.0") and "vs groupvit_1stage 23.8" in tokens.ours
     assert tokens.verdict == DIRECTION  # one seed each
+
+
+def test_the_text_encoder_table_compares_the_pretrained_tower_with_the_scratch_one(default_cfg):
+    assert members(default_cfg, "text_encoder") == ["groupvit_2stage", "groupvit_2stage_minilm"]
+    metrics = pd.DataFrame(_rows("groupvit_2stage", [25.0, 24.0]) + _rows("groupvit_2stage_minilm", [20.0]))
+    frame = ablation_table(default_cfg, metrics, "text_encoder", "synthetic").frame.set_index("variant")
+    assert frame.loc["groupvit_2stage_minilm", "text encoder"] == "minilm (frozen)"
+    assert frame.loc["groupvit_2stage_minilm", "differs from the reference in"] == "model.text.kind"
+    assert frame.loc["groupvit_2stage", "text encoder"] == "bow (from scratch)"
+    assert frame.loc["groupvit_2stage", "ours: mIoU"] == "24.5 ± 0.7"

@@ -70,7 +70,7 @@ def build_tables(cfg: ExperimentConfig, metrics_dir: Path, runs_dir: Path, out_d
     dataset = cfg.eval.datasets[0]
     tables = [main_table(cfg, metrics)]
     tables += [ablation_table(cfg, metrics, name, dataset)
-               for name in ("assignment_x_multilabel", "group_tokens", "stages")]
+               for name in ("assignment_x_multilabel", "group_tokens", "stages", "text_encoder")]
     tables += [baselines_table(cfg, metrics, dataset), per_class_table(metrics, dataset)]
     tables_dir = out_dir / "tables"
     for table in tables:

@@ -52,15 +52,18 @@ def learning_curves(curves: pd.DataFrame) -> Figure | None:
     if curves.empty or not panels:
         return None
     runs = curves.assign(run=curves["variant"] + " s" + curves["seed"].astype(str))
+    # one colour per run in every panel, and one legend for all runs (some runs log only some terms)
+    names = sorted(runs["run"].unique())
+    palette = dict(zip(names, sns.color_palette("husl", len(names))))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, column in zip(axes[0], panels):
         data = runs.dropna(subset=[column])
-        sns.lineplot(data=data, x="step", y=column, hue="run", ax=ax, legend=ax is axes[0][-1], marker=".")
+        sns.lineplot(data=data, x="step", y=column, hue="run", palette=palette, ax=ax, legend=False, marker=".")
         ax.set_title(column)
         ax.set_ylabel("")
         ax.set_xlabel("training step")
-    if axes[0][-1].get_legend() is not None:
-        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0), title="run", fontsize=8)
+    handles = [plt.Line2D([], [], color=palette[name], marker=".") for name in names]
+    axes[0][-1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="run", fontsize=8)
     fig.tight_layout()
     return fig
 

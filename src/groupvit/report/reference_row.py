@@ -25,9 +25,12 @@ def place_reference_rows(cfg: ExperimentConfig, rows: list[dict]) -> list[dict]:
 
 def reference_note(cfg: ExperimentConfig) -> str:
     """"" unless the study has a supervised reference."""
-    if not supervised_variants(cfg):
+    refs = supervised_variants(cfg)
+    if not refs:
         return ""
+    augment = cfg.for_variant(refs[0]).data.augment
     return (f"*{REFERENCE_LABEL}*: the ViT baselines' image encoder with a per-token linear classifier, trained on the "
             "world's ground-truth masks with per-pixel cross-entropy for the main model's budget (`groupvit "
-            "train-supervised`). It shows how far zero-shot segmentation is from supervision; it is not a baseline "
-            "GroupViT has to beat, and no check counts it.")
+            f"train-supervised`; crop scale {list(augment.crop_scale)}, flips {'on' if augment.hflip else 'off'}). "
+            "It shows how far zero-shot segmentation is from supervision; it is not a baseline GroupViT has to beat, "
+            "and no check counts it.")

@@ -26,6 +26,8 @@ TABLE_KEYS = {
     },
     "group_tokens": {"model.image.num_group_tokens", "model.image.num_output_groups"},
     "stages": {"model.image.depths", "model.image.num_group_tokens", "model.image.num_output_groups"},
+    "text_encoder": {"model.text.kind", "model.text.context_length", "model.text.width", "model.text.layers",
+                     "model.text.heads", "model.text.freeze"},
 }
 IGNORED_KEYS = {"preset", "description", "train.seed", "variants", "study"}
 
@@ -78,10 +80,14 @@ def reference(cfg: ExperimentConfig, table: str) -> str:
 def members(cfg: ExperimentConfig, table: str) -> list[str]:
     """GroupViT variants of the study that differ from the table's reference variant only in the table's keys."""
     ref = reference(cfg, table)
-    return [
+    found = [
         v for v in cfg.study.variants
         if cfg.variants[v].family == "groupvit" and differing_keys(cfg, v, ref) <= TABLE_KEYS[table]
     ]
+    if table == "stages":  # Table 2's other token counts belong to Table 2; Table 3 keeps its 1-stage reference
+        one_stage = reference(cfg, "group_tokens")
+        found = [v for v in found if v == one_stage or v not in members(cfg, "group_tokens")]
+    return found
 
 
 def _differs(cfg: ExperimentConfig, variant: str, ref: str) -> str:
@@ -185,6 +191,8 @@ def _paper_match(table: str, attrs: dict, rows: list[dict]) -> list[dict]:
     if table == "group_tokens":  # the paper's Table 2 has 1-stage models: one number of group and output tokens
         return [p for p in rows if attrs["stages"] == 1 and str(p["group_tokens"]) == attrs["group_tokens"]
                 and str(p["output_tokens"]) == attrs["output_tokens"]]
+    if table == "text_encoder":  # the paper trains its text transformer from scratch and has no such table
+        return []
     return [p for p in rows if p["stages"] == attrs["stages"] and p["data"] == "CC12M+YFCC"]
 
 
@@ -201,6 +209,10 @@ def ablation_table(cfg: ExperimentConfig, metrics: pd.DataFrame, table: str, dat
             row |= {"assignment": attrs["assignment"], "multi-label loss": attrs["multi_label"]}
         elif table == "group_tokens":
             row |= {"group tokens": attrs["group_tokens"], "output tokens": attrs["output_tokens"]}
+        elif table == "text_encoder":
+            text = cfg.for_variant(variant).model.text
+            row |= {"text encoder": text.kind + (f" ({'frozen' if text.freeze else 'fine-tuned'})"
+                                                 if text.kind == "minilm" else " (from scratch)")}
         else:
             row |= {"stages": attrs["stages"], "group tokens": attrs["group_tokens"]}
         match = _paper_match(table, attrs, paper["rows"])
@@ -209,7 +221,8 @@ def ablation_table(cfg: ExperimentConfig, metrics: pd.DataFrame, table: str, dat
         rows.append(row)
     title = {"assignment_x_multilabel": "Table 1: hard vs soft assignment x multi-label loss",
              "group_tokens": "Table 2: number of group and output tokens",
-             "stages": "Table 3: 1-stage vs 2-stage grouping"}[table]
+             "stages": "Table 3: 1-stage vs 2-stage grouping",
+             "text_encoder": "Text encoder: trained from scratch vs pretrained"}[table]
     note = (f"Ours: {dataset} split, preset `{cfg.preset}`; each row differs from the reference `{ref}` only in the "
             f"keys listed. Paper: {paper['cite']}.")
     no_multi_label = [v for v in members(cfg, table) if not variant_attributes(cfg, v)["multi_label"]]
