@@ -1,8 +1,9 @@
 # Tables: every metrics file and run summary of the study -> the paper's tables with the published numbers beside,
 # the reproduction checks, DVC metrics and the training curves.
 
-TABLE_FILES = [f"{table}.{ext}" for table in ("assignment_x_multilabel", "group_tokens", "stages", "per_class_iou")
-               for ext in ("md", "csv")]
+from groupvit.report.tables import ABLATION_TABLES  # noqa: E402
+
+TABLE_FILES = [f"{table}.{ext}" for table in (*ABLATION_TABLES, "per_class_iou") for ext in ("md", "csv")]
 TABLE_FILES += ["zero_shot.csv", "grouping_vs_baselines.csv", "checks.json", "variants.csv", "runs.csv"]
 
 

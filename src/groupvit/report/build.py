@@ -12,7 +12,7 @@ from groupvit.atomic import atomic_write_text
 from groupvit.evaluation.readout import official_readout_model
 from groupvit.report.checks import checks_markdown, checks_records, reproduction_checks
 from groupvit.report.collect import load_metrics, load_run_summaries, variant_attributes
-from groupvit.report.tables import ablation_table, baselines_table, main_table, per_class_table
+from groupvit.report.tables import ABLATION_TABLES, ablation_table, baselines_table, main_table, per_class_table
 
 
 def training_curves(runs_dir: Path) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def build_tables(cfg: ExperimentConfig, metrics_dir: Path, runs_dir: Path, out_d
     dataset = cfg.eval.datasets[0]
     tables = [main_table(cfg, metrics)]
     tables += [ablation_table(cfg, metrics, name, dataset)
-               for name in ("assignment_x_multilabel", "group_tokens", "stages", "text_encoder")]
+               for name in ABLATION_TABLES]
     tables += [baselines_table(cfg, metrics, dataset), per_class_table(metrics, dataset)]
     tables_dir = out_dir / "tables"
     for table in tables:

@@ -29,6 +29,7 @@ TABLE_KEYS = {
     "text_encoder": {"model.text.kind", "model.text.context_length", "model.text.width", "model.text.layers",
                      "model.text.heads", "model.text.freeze"},
 }
+ABLATION_TABLES = tuple(TABLE_KEYS)  # the ablation tables the report writes, in its order
 IGNORED_KEYS = {"preset", "description", "train.seed", "variants", "study"}
 
 
