@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 from groupvit.code_digest import code_digest, notebook_entries  # noqa: E402
 from groupvit.config import ConfigError, resolve_preset, to_dict, validate_raw  # noqa: E402
 from groupvit.evaluation.readout import OFFICIAL_GROUPER, official_readout_model  # noqa: E402
+from groupvit.report.reference_row import supervised_variants  # noqa: E402
 from groupvit.train.recipe import training_recipe  # noqa: E402
 
 # Validation against schemas/config.schema.yaml (the CLI uses the same file and messages): a bad key, type, value,
@@ -100,7 +101,7 @@ def variant_runs(pattern, variants=None):
 
 # `groupvit train` pretrains the study's GroupViT and ViT variants; `groupvit train-supervised` the supervised
 # references (family: supervised), which are scored but not classified.
-SUPERVISED = [name for name in EXP.study.variants if EXP.variants[name].family == "supervised"]
+SUPERVISED = supervised_variants(EXP)
 PRETRAINED = [name for name in EXP.study.variants if name not in SUPERVISED]
 
 
