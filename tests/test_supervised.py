@@ -97,6 +97,13 @@ def test_evaluate_with_the_supervised_grouper_writes_the_metrics_files(world, tm
     assert 0.0 <= record["mIoU"] <= 1.0 and record["mIoU_foreground"] is not None
     assert set(record["per_class_IoU"]) == {"background", *cfg.world.classes}
     assert (out.parent / "synthetic_per_class.csv").read_text().count(VARIANT) == 1 + len(cfg.world.classes)
+    # the same file under the GroupViT readout: an error that names its format and the grouper that scores it
+    capsys.readouterr()
+    code = main(["evaluate", "--preset", "smoke", "--variant", VARIANT, "--grouper", "groupvit",
+                 "--checkpoint", str(run / "model.pt"), "--root", str(root / "eval"), "--out", str(tmp_path / "g.json")])
+    err = capsys.readouterr().err
+    assert code != 0 and "'groupvit-supervised' checkpoint" in err and "--grouper supervised" in err, err
+    assert not (tmp_path / "g.json").exists()
 
 
 def test_zero_shot_table_shows_the_reference_last_and_no_check_counts_it():

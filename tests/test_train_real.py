@@ -82,3 +82,24 @@ def test_real_resume_is_bit_identical(world, tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), f"{name} differs after resume"
+
+
+def test_model_file_does_not_change_when_the_study_grows(world, tmp_path):
+    """model.pt stores the run's own settings, not the study's plan: another variant or seed list in the study leaves
+    its bytes (and so the checkpoint sha256 the metrics record) the same."""
+    import dataclasses
+    import hashlib
+
+    from groupvit.config.experiment import VariantConfig
+
+    cfg, root, _ = world
+    grown = dataclasses.replace(
+        cfg, variants={**cfg.variants, "lower_lr": VariantConfig(overrides={"train": {"base_lr": 1e-4}})},
+        study=dataclasses.replace(cfg.study, seeds=[0, 1, 2, 3]),
+    )
+    run_training(cfg, "groupvit_2stage", 0, tmp_path / "a", data_dir=root)
+    run_training(grown, "groupvit_2stage", 0, tmp_path / "b", data_dir=root)
+    a, b = (hashlib.sha256((tmp_path / run / "model.pt").read_bytes()).hexdigest() for run in "ab")
+    assert a == b
+    stored = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["meta"]["config"]
+    assert "variants" not in stored and "study" not in stored and stored["train"]["seed"] == 0

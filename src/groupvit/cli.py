@@ -136,7 +136,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = _eval_dataset(cfg, args.dataset, args.split, args.root)
     if args.grouper == "supervised":  # the supervised reference: per-pixel argmax, no groups
         return _evaluate_supervised(args, cfg, dataset)
-    model = load_model(args.checkpoint)
+    try:
+        model = load_model(args.checkpoint)
+    except ValueError as err:  # the loader's message names the file and what it holds
+        from groupvit.supervised.model import FORMAT as SUPERVISED
+
+        hint = "; score it with --grouper supervised" if repr(SUPERVISED) in str(err) else ""
+        raise ConfigError(f"--checkpoint {err}{hint}") from None
     segmenter = _segmenter(cfg, model, dataset.class_names, args.grouper, args.dataset)
     scored = score_split(segmenter, dataset, max_images=cfg.eval.max_images, bootstrap=cfg.eval.bootstrap,
                          seed=cfg.eval.cluster_seed)

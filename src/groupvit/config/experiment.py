@@ -94,6 +94,14 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         return to_dict(self)
 
+    def run_dict(self) -> dict:
+        """to_dict() without the study's plan (its variants and seeds): what one run stores with its weights, so that
+        adding a variant to the study leaves every other run's checkpoint the same, byte for byte."""
+        raw = to_dict(self)
+        for section in ("variants", "study"):
+            raw.pop(section)
+        return raw
+
 
 def _build(raw: dict, where: str = "") -> ExperimentConfig:
     variants_raw = raw.pop("variants", {}) or {}

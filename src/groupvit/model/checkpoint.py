@@ -153,6 +153,8 @@ def load_checkpoint_state(path: str | os.PathLike, map_location: Any = "cpu") ->
         if int(raw.get("version", 0)) > VERSION:
             raise ValueError(f"{path}: checkpoint version {raw['version']} is newer than this code's {VERSION}")
         return {**raw, "source": "ours", "meta": dict(raw.get("meta") or {})}
+    if isinstance(raw.get("format"), str):  # another of this project's formats, e.g. the supervised reference's
+        raise ValueError(f"{path}: a {raw['format']!r} checkpoint, not a GroupViT model ({FORMAT!r})")
     sd, source = _to_ours(raw)
     cfg = model_config_from_hf(hf_config) if hf_config is not None else infer_model_config(sd)
     return {

@@ -137,7 +137,7 @@ class MiniLMTextEncoder(nn.Module):
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
-        from sentence_transformers.models import Normalize
+        from sentence_transformers.sentence_transformer.modules import Normalize
 
         path = Path(model_path) if model_path is not None else minilm_path()
         loaded = SentenceTransformer(str(path), device="cpu")

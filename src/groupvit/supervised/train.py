@@ -168,7 +168,7 @@ def train_supervised(cfg: Any, out_dir: str | Path, *, variant: str = "", resume
         "num_params": sum(p.numel() for p in model.parameters()), "num_train_samples": len(split),
         "data_content_hash": _data_content_hash(train_dir), "device": device_description(device),
         "resumed_from": str(last) if last else None, "git_commit": git_commit(), "torch_version": torch.__version__,
-        "config": cfg.to_dict(),
+        "config": cfg.run_dict(),
     }
     save_supervised(out_dir / "model.pt", model, variant=variant, seed=tcfg.seed, step=step,
                     preset=summary["preset"])

@@ -273,7 +273,7 @@ def _train(
         clip_grad=tcfg.clip_grad, nonfinite=tcfg.nonfinite, log_every=tcfg.log_every,
         checkpoint_every=tcfg.checkpoint_every, time_budget_s=tcfg.time_budget_s, loss_window=LOSS_WINDOW,
     )
-    meta = {"config": cfg.to_dict(), "variant": variant, "seed": tcfg.seed, "world_size": world.world_size,
+    meta = {"config": cfg.run_dict(), "variant": variant, "seed": tcfg.seed, "world_size": world.world_size,
             "global_batch": layout.global_batch, "grad_accum_steps": layout.grad_accum_steps, "init_from": init_info}
 
     def save(loop_state: LoopState) -> Path:
@@ -351,7 +351,7 @@ def _finish(cfg: Any, result: Any, out_dir: Path, manager: CheckpointManager, ct
     that had nothing left to train reports the figures of the run that did the training."""
     tcfg, layout = cfg.train, plan.layout
     summary = build_summary(
-        cfg.to_dict(), result, variant=variant, seed=tcfg.seed, preset=getattr(cfg, "preset", ""),
+        cfg.run_dict(), result, variant=variant, seed=tcfg.seed, preset=getattr(cfg, "preset", ""),
         data_content_hash=data.content_hash, device=device_description(ctx.device), world_size=layout.world_size,
         num_params=num_params, trainable_params=trainable_params, init_from=init_from,
         global_batch=layout.global_batch, per_rank_batch=layout.per_rank_batch,
