@@ -61,7 +61,7 @@ def recognition_map(model, dataset, class_names: list[str], templates: list[str]
     scores, present = [], []
     for i in range(min(limit, len(dataset))):
         item = dataset[i]
-        image = torch.from_numpy(np.asarray(item.image)).permute(2, 0, 1).float().div(255)
+        image = torch.from_numpy(np.array(item.image)).permute(2, 0, 1).float().div(255)
         mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
         std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
         emb = model.encode_image(((image - mean) / std)[None])

@@ -114,6 +114,28 @@ def test_minilm_matches_sentence_transformers_and_freezes():
     assert tuned.model.training and all(p.requires_grad for p in tuned.parameters())
 
 
+def test_frozen_minilm_encodes_each_text_once_with_the_same_bits_in_any_batch():
+    pytest.importorskip("sentence_transformers")
+    enc = MiniLMTextEncoder(freeze=True)
+    calls = []
+    hook = enc.model.register_forward_pre_hook(lambda _, args: calls.append(tuple(args[0]["input_ids"].shape)))
+    tok = WordPieceTokenizer(32)
+    texts = [CAPTIONS[0], CAPTIONS[1], CAPTIONS[0], CAPTIONS[2]]
+    lengths = (tok(texts) != enc.pad_token_id).sum(dim=-1).tolist()
+    with torch.no_grad():
+        batch = enc(tok(texts))
+        assert sum(rows for rows, _ in calls) == 3  # the repeated caption is encoded once
+        assert sorted(n for rows, n in calls for _ in range(rows)) == sorted(set(lengths))  # unpadded
+        again = enc(tok([CAPTIONS[2], CAPTIONS[0]]).unsqueeze(0))
+        assert sum(shape[0] for shape in calls) == 3 and again.shape == (1, 2, enc.width)
+        assert torch.equal(again[0], batch[[3, 0]])
+        fresh = MiniLMTextEncoder(freeze=True)
+        for i, text in enumerate(texts):  # alone, as in a batch: the same bits
+            assert torch.equal(fresh(tok([text]))[0], batch[i])
+        hook.remove()
+        assert enc.double()(tok(texts[:1])).dtype == torch.float64  # moved: no stale float32 features
+
+
 def test_minilm_model_end_to_end():
     from groupvit.model import ImageEncoderConfig, ModelConfig, build_model
 

