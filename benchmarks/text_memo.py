@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     batches = first_batches(arms["minilm"].model.tokenizer)
     bow_batches = first_batches(arms["bow"].model.tokenizer)
     texts = torch.cat([torch.cat([b["text"].unsqueeze(1), b["prompts"]], dim=1).flatten(0, 1) for b in batches])
-    distinct = len({tuple(row[row != 0].tolist()) for row in texts})
+    pad = arms["minilm"].model.text_encoder.pad_token_id
+    distinct = len({tuple(row[row != pad].tolist()) for row in texts})
     with torch.no_grad():
         arms["minilm_warm"].model.text_encoder(texts)  # memoise every text of these batches
 
