@@ -4,9 +4,10 @@
 
 The `groupvit_2stage_minilm` variant of the default study trains with the pretrained all-MiniLM-L6-v2 frozen. Frozen,
 a text's features depend on its tokens only, and the default world's 20,000 training captions hold about 6,300
-distinct ones (a few dozen distinct noun prompts), so the tower remembers what it has encoded (each text once, at its
-own length). Measured side by side, alternating within each round, on consecutive batches of the world's real train
-stream (captions + noun prompts), median wall time of forward + loss + backward + clip + fused AdamW:
+distinct ones (the noun prompts are one template over the world's nouns), so the tower remembers what it has encoded
+(each text once, at its own length). Measured side by side, alternating within each round, on consecutive batches of
+the world's real train stream (captions + noun prompts), median wall time of forward + loss + backward + clip + fused
+AdamW:
   bow:          the main model (bag-of-words text tower), the reference;
   minilm:       frozen MiniLM, every text encoded in each batch (padded to the batch's longest), as without the memo;
   minilm_cold:  frozen MiniLM with an empty memo at the start of each round (the first pass over the data);
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     tuned_cfg = load_config(config, "default", ["model.text.freeze=false"]).for_variant("groupvit_2stage_minilm", 0)
     arms = {"bow": Arm(bow_cfg), "minilm": Arm(minilm_cfg, memo=False), "minilm_cold": Arm(minilm_cfg),
             "minilm_warm": Arm(minilm_cfg), "minilm_tuned": Arm(tuned_cfg)}
+
     def first_batches(tokenize) -> list[dict]:  # the same samples for both tokenizers (CLIP BPE, WordPiece)
         stream = synthetic_train_data(minilm_cfg, args.data).make_batches(
             start_step=0, batch_size=minilm_cfg.train.batch_size, rank=0, world_size=1, seed=0, tokenize=tokenize)
