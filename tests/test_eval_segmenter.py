@@ -25,6 +25,7 @@ from groupvit.evaluation.datasets import load_synthetic
 from groupvit.evaluation.evaluate import collect_qualitative, evaluate_group_oracle, evaluate_segmentation
 from groupvit.evaluation.scoring import group_class_probs, pixel_class_scores, suppress_background_groups
 from groupvit.evaluation.segmenter import ZeroShotSegmenter
+from groupvit.evaluation.split_score import gated_mious
 from groupvit.evaluation.windows import resized_shape, sliding_windows
 
 CLASSES = ["cat", "dog", "bird"]
@@ -222,6 +223,9 @@ def test_dataset_loop_oracle_and_qualitative(model, tmp_path):
     assert result.num_images == 3 and result.miou == pytest.approx(1.0)
     assert math.isnan(result.iou[3])  # bird: neither present nor predicted
     assert evaluate_group_oracle(seg, ds, max_images=2).miou == pytest.approx(1.0)
+    # with only the image's top class allowed to name a segment, the smaller (blue, dog) stripe loses its name
+    gated = gated_mious(seg, ds)
+    assert gated["2"] == pytest.approx(1.0) and gated["1"] < 0.8
     assert json.loads(json.dumps(seg.protocol()))["bg_thresh"] == 0.95  # synthetic: the global default
     assert ZeroShotSegmenter(model, CLASSES, EvalConfig(), dataset="context").bg_thresh == 0.35
     samples = collect_qualitative(seg, ds, [0])
@@ -264,6 +268,43 @@ def test_clustering_baselines_end_to_end(model, method):
     seg = ZeroShotSegmenter(model, CLASSES, c, grouper=ClusterGrouper(model, method, c), **NO_NORM)
     for im, expected in variants(img, lab):
         np.testing.assert_array_equal(seg.predict([im])[0], expected)
+
+
+@pytest.mark.parametrize("method", ["groupvit", "kmeans"])
+def test_group_maps_of_mixed_sizes_in_one_call_match_one_image_at_a_time(model, method):
+    # the oracle and readout statistics pass: batches of 2 over three shapes (two share one), every map at its
+    # own image's size and equal to what that image alone gives
+    img, lab = scene()
+    c = cfg(mode="whole", batch_size=2, kmeans_k=3)
+    grouper = None if method == "groupvit" else ClusterGrouper(model, method, c)
+    seg = ZeroShotSegmenter(model, CLASSES, c, grouper=grouper, **NO_NORM)
+    images = [im for im, _ in variants(img, lab)] + [scene(40, 24)[0]]
+    batched = seg.group_maps_batch(images)
+    for im, maps in zip(images, batched):
+        alone = seg.group_maps(im)
+        assert len(maps) == len(alone) == 1 and maps[0].shape == im.shape[:2]
+        np.testing.assert_array_equal(maps[0], alone[0])
+    np.testing.assert_array_equal(batched[0][0] == batched[0][0][0, 0], lab == 0)  # grey is one group
+
+
+def test_a_clustering_baseline_clusters_each_image_once_for_scoring_and_oracle(model, monkeypatch):
+    import groupvit.evaluation.baselines as baselines
+
+    calls = []
+    cluster = baselines.cluster_tokens
+    monkeypatch.setattr(baselines, "cluster_tokens", lambda x, *a: calls.append(1) or cluster(x, *a))
+    img, lab = scene()
+    c = cfg(mode="whole", kmeans_k=3)
+    seg = ZeroShotSegmenter(model, CLASSES, c, grouper=ClusterGrouper(model, "kmeans", c), **NO_NORM)
+    images = [im for im, _ in variants(img, lab)]
+    predictions = seg.predict(images)
+    maps = seg.group_maps_batch(images)
+    assert len(calls) == 3  # the group maps reuse the scoring pass's clusters
+    for pred, (_, expected), m in zip(predictions, variants(img, lab), maps):
+        np.testing.assert_array_equal(pred, expected)
+        assert len(np.unique(m[0])) == 3
+    seg.group_maps(scene(40, 24)[0])  # new tokens: clustered
+    assert len(calls) == 4
 
 
 def test_segment_images_and_figures(model, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from groupvit.config import load_config
 from groupvit.report.checks import DIRECTION, FAILS, HOLDS, compare, reproduction_checks
-from groupvit.report.tables import TABLE_KEYS, ablation_table, differing_keys, members, reference
+from groupvit.report.tables import TABLE_KEYS, ablation_table, baselines_table, differing_keys, members, reference
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,3 +95,26 @@ def test_the_text_encoder_table_compares_the_pretrained_tower_with_the_scratch_o
     assert frame.loc["groupvit_2stage_minilm", "differs from the reference in"] == "model.text.kind"
     assert frame.loc["groupvit_2stage", "text encoder"] == "bow (from scratch)"
     assert frame.loc["groupvit_2stage", "ours: mIoU"] == "24.5 ± 0.7"
+
+
+def test_table4_and_its_checks_follow_the_class_gate_columns(default_cfg):
+    # GroupViT leads under the readout's own gate and trails once only each image's top class may name a segment
+    rows = [r | {"mIoU_top1": r["mIoU"] + 3, "mIoU_top2": r["mIoU"] + 2}
+            for r in _rows("groupvit_2stage", [26.0, 25.0, 27.0])]
+    for grouper, top1 in zip(default_cfg.variants["vit_baselines"].groupers, (34.0, 35.0, 36.0, 33.0)):
+        rows += [r | {"mIoU_top1": top1 + r["seed"], "mIoU_top2": 27.0} for r in _rows(f"vit_baselines_{grouper}",
+                                                                                      [19.0, 18.0, 20.0])]
+    metrics = pd.DataFrame(rows)
+    checks = [c for c in reproduction_checks(default_cfg, metrics, "synthetic") if "non-parametric" in c.claim
+              or c.claim.startswith("...")]
+    assert [c.verdict for c in checks] == [HOLDS, FAILS, DIRECTION]
+    assert "vit_baselines_meanshift 37.0" in checks[1].ours and "behind by" in checks[1].why
+    assert "top-2" in checks[2].claim and "within the seed spread" in checks[2].why  # 28.0 vs 27.0
+    frame = baselines_table(default_cfg, metrics, "synthetic").frame.set_index("method")
+    assert frame.loc["GroupViT (groupvit_2stage)", "ours: top-1 class gate"] == "29.0 ± 1.0"
+    assert frame.loc["ViT + meanshift (vit_baselines)", "ours: top-1 class gate"] == "37.0 ± 1.0"
+    assert frame.loc["ViT + meanshift (vit_baselines)", "ours: mIoU"] == "19.0 ± 1.0"
+    # metrics without the gate columns (older evaluations) give the table and checks without them
+    plain = metrics.drop(columns=["mIoU_top1", "mIoU_top2"])
+    assert "ours: top-1 class gate" not in baselines_table(default_cfg, plain, "synthetic").frame
+    assert not any(c.claim.startswith("...") for c in reproduction_checks(default_cfg, plain, "synthetic"))

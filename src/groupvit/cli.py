@@ -125,6 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Zero-shot segmentation of one checkpoint on one dataset, plus the oracle-labelled grouping score."""
     from groupvit.evaluation import ModelGrouper, score_split
     from groupvit.evaluation.readout_stats import readout_stats
+    from groupvit.evaluation.split_score import gated_mious
     from groupvit.model import load_model
 
     cfg = _config(args)
@@ -156,6 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "oracle_mIoU": scored.oracle.miou,
         "floor_mIoU": scored.floor.miou,
     }
+    extra["class_gate_mIoU"] = gated_mious(segmenter, dataset, max_images=cfg.eval.max_images)
     if isinstance(segmenter.grouper, ModelGrouper):  # the model's own groups: how many of them each readout uses
         extra["readout_stats"] = readout_stats(segmenter, dataset, max_images=cfg.eval.max_images)
     return _write_evaluation(args, result, name, segmenter.protocol(), extra,

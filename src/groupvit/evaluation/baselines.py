@@ -6,7 +6,9 @@ rule. The clusters become a one-hot pixel_to_group map, so everything after grou
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ from groupvit.evaluation.config import EvalConfig
 from groupvit.evaluation.grouping import Groups
 
 METHODS = ("pixelwise", "kmeans", "meanshift", "spectral")
+MEMO_IMAGES = 4096  # clusterings kept (a few KB each): a split's scoring pass, for its oracle pass
 
 
 def _contiguous(labels: np.ndarray) -> np.ndarray:
@@ -158,6 +161,17 @@ class ClusterGrouper:
             raise ValueError(f"unknown grouping baseline {method!r}; valid: {METHODS}")
         self.model, self.method, self.cfg = model, method, cfg
         self.name = f"vit_{method}"
+        # an image's clusters by its tokens' bits: the oracle pass meets the scoring pass's tokens again
+        self._labels: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+
+    def labels(self, tokens: np.ndarray) -> torch.Tensor:
+        """[N, C] tokens of one image -> [N] segment ids, each distinct token array clustered once."""
+        key = hashlib.sha1(tokens.tobytes()).digest() + str(tokens.shape).encode()
+        if key not in self._labels:
+            self._labels[key] = torch.from_numpy(cluster_tokens(tokens, self.method, self.cfg))
+            if len(self._labels) > MEMO_IMAGES:
+                self._labels.popitem(last=False)
+        return self._labels[key]
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> Groups:
@@ -167,7 +181,7 @@ class ClusterGrouper:
             labels = [torch.arange(tokens.shape[1]) for _ in range(tokens.shape[0])]
         else:
             host = tokens.detach().float().cpu().numpy()
-            labels = [torch.from_numpy(cluster_tokens(t, self.method, self.cfg)) for t in host]
+            labels = [self.labels(t) for t in host]
         feats, valid, p2g = segments_from_labels(tokens.float(), labels, grid)
         group_embeds = F.normalize(self.model.project_image(feats).float(), dim=-1)
         image_embed = F.normalize(self.model.encode_image(images).float(), dim=-1)

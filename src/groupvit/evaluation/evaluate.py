@@ -66,10 +66,9 @@ def evaluate_group_oracle(segmenter: ZeroShotSegmenter, dataset: SegDataset, *, 
     """mIoU when each final-stage group (whole-image pass) is labelled by the ground truth."""
     check_classes(segmenter, dataset)
     meter = SegmentationMeter(dataset.class_names, dataset.ignore_index)
-    for items in _chunks(dataset, 1, max_images):
-        it = items[0]
-        groups = segmenter.group_maps(it.image)[stage]
-        meter.update(oracle_labels(groups, it.mask, dataset.ignore_index), it.mask, it.id)
+    for items in _chunks(dataset, segmenter.cfg.batch_size, max_images):
+        for it, maps in zip(items, segmenter.group_maps_batch([it.image for it in items])):
+            meter.update(oracle_labels(maps[stage], it.mask, dataset.ignore_index), it.mask, it.id)
     return meter.result(bootstrap=bootstrap, seed=seed)
 
 

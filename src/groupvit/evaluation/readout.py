@@ -1,5 +1,6 @@
 """The paper's official GroupViT readout (soft assignment maps, segments named by their segment tokens) and the
-second scored model that reads a study's main variant out with it when the preset's own readout differs.
+second scored model that reads a study's main variant out with it when the preset's own readout differs; the
+class gates every evaluation also scores.
 
 Torch-free: the workflow's target lists (workflow/rules/common.smk) and the report's table code import it.
 """
@@ -9,6 +10,9 @@ import dataclasses
 
 OFFICIAL_GROUPER = "official_readout"  # `groupvit evaluate --grouper` name; the scored model is MAIN_<this>
 OFFICIAL_READOUT = {"assignment": "soft", "segment_embeds": "segments"}
+# Tighter image-level class gates (eval.topk_classes) that each evaluation also scores: the released code keeps the
+# top 5 of the pooled embedding's classes, a real gate among VOC's 20 classes and almost none among a few.
+CLASS_GATES = (1, 2)
 MIN_SHARE = 0.02  # readout_stats: a group counts as used in an image when it owns at least this share of the pixels
 
 

@@ -11,7 +11,6 @@ from groupvit.evaluation.grouping import output_field
 from groupvit.evaluation.readout import MIN_SHARE
 from groupvit.evaluation.scoring import upsampled_argmax
 from groupvit.evaluation.segmenter import ZeroShotSegmenter
-from groupvit.evaluation.windows import pad_to, padded_size
 
 MAX_IMAGES = 500  # enough for a mean to one decimal; a real split's remaining images add time, not information
 READOUT_MAPS = {"soft": "stage_assignments", "hard": "stage_assignments_hard"}
@@ -31,17 +30,19 @@ def readout_stats(segmenter: ZeroShotSegmenter, dataset: SegDataset, max_images:
     count = min(len(dataset), max_images if max_images > 0 else len(dataset), MAX_IMAGES)
     used: dict[str, list[list[int]]] = {name: [] for name in READOUT_MAPS}
     peaks, sizes = [], []
-    for i in range(count):
-        x, _ = segmenter.prepare(dataset[i].image)
-        padded = padded_size(*x.shape[-2:], segmenter.patch_size)
-        out = segmenter.model.encode_image_groups(pad_to(x, padded).unsqueeze(0))
-        h, w = x.shape[-2:]
-        for name, field in READOUT_MAPS.items():
-            maps = output_field(out, field)
-            used[name].append([groups_in_use(upsampled_argmax(m, padded)[0, :h, :w], m.shape[1]) for m in maps])
-        soft = output_field(out, READOUT_MAPS["soft"])
-        peaks.append([float(m.float().max(dim=1).values.mean()) for m in soft])
-        sizes = [int(m.shape[1]) for m in soft]
+    batch = max(1, segmenter.cfg.batch_size)
+    for start in range(0, count, batch):  # a batch of images in memory at a time
+        images = [dataset[i].image for i in range(start, min(count, start + batch))]
+        for _, x, shapes in segmenter.whole_image_batches(images):
+            out = segmenter.model.encode_image_groups(x)
+            for name, field in READOUT_MAPS.items():
+                maps = output_field(out, field)
+                owners = [upsampled_argmax(m, tuple(x.shape[-2:])) for m in maps]
+                for b, ((h, w), _) in enumerate(shapes):
+                    used[name].append([groups_in_use(o[b, :h, :w], m.shape[1]) for o, m in zip(owners, maps)])
+            soft = output_field(out, READOUT_MAPS["soft"])
+            peaks += [[float(m[b].float().max(dim=0).values.mean()) for m in soft] for b in range(len(shapes))]
+            sizes = [int(m.shape[1]) for m in soft]
     return {
         "images": count, "min_share": MIN_SHARE, "groups": sizes,
         "groups_per_image": {name: _column_means(rows) for name, rows in used.items()},

@@ -8,7 +8,7 @@ Background is class 0; the text queries are the foreground class names only.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -169,17 +169,35 @@ class ZeroShotSegmenter:
         """Per image [H, W] int64 label map (0 = background, i = class_names[i - 1])."""
         return [s.argmax(dim=0).numpy().astype(np.int64) for s in self.predict_scores(images)]
 
-    @torch.no_grad()
+    def whole_image_batches(self, images: Sequence[ImageLike]) -> Iterator[tuple[list[int], torch.Tensor, list]]:
+        """The whole-image pass's inputs: each image resized and padded to the patch grid, stacked with the others
+        of its padded size, eval.batch_size at a time. Yields (image indices, [B, 3, H', W'], per image its
+        resized (h, w) before padding and its input (H, W))."""
+        prepared = [self.prepare(im) for im in images]
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, (x, _) in enumerate(prepared):
+            by_size.setdefault(padded_size(*x.shape[-2:], self.patch_size), []).append(i)
+        batch = max(1, self.cfg.batch_size)
+        for padded, indices in by_size.items():
+            for start in range(0, len(indices), batch):
+                chunk = indices[start:start + batch]
+                yield (chunk, torch.stack([pad_to(prepared[i][0], padded) for i in chunk]),
+                       [(tuple(prepared[i][0].shape[-2:]), prepared[i][1]) for i in chunk])
+
     def group_maps(self, image: ImageLike) -> list[np.ndarray]:
         """Per grouping stage, the [H, W] arg-max group index at the input size (whole-image pass at the
         resized scale: one consistent set of groups for figures). Baselines give their one clustering."""
-        x, size = self.prepare(image)
-        padded = padded_size(*x.shape[-2:], self.patch_size)
-        groups = self.grouper(pad_to(x, padded).unsqueeze(0))
-        maps = groups.stage_maps or [groups.pixel_to_group]
-        out = []
-        for m in maps:
-            idx = upsampled_argmax(m, padded)[0, : x.shape[-2], : x.shape[-1]]
-            idx = F.interpolate(idx[None, None].float(), size=size, mode="nearest")[0, 0]
-            out.append(idx.long().cpu().numpy())
+        return self.group_maps_batch([image])[0]
+
+    @torch.no_grad()
+    def group_maps_batch(self, images: Sequence[ImageLike]) -> list[list[np.ndarray]]:
+        """`group_maps` of several images, with one forward pass per batch of equally-sized images."""
+        out: list[list[np.ndarray]] = [[] for _ in images]
+        for indices, x, sizes in self.whole_image_batches(images):
+            groups = self.grouper(x)
+            for m in groups.stage_maps or [groups.pixel_to_group]:
+                index = upsampled_argmax(m, tuple(x.shape[-2:]))
+                for row, i, ((h, w), size) in zip(index, indices, sizes):
+                    idx = F.interpolate(row[None, None, :h, :w].float(), size=size, mode="nearest")[0, 0]
+                    out[i].append(idx.long().cpu().numpy())
         return out

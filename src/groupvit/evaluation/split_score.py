@@ -3,6 +3,7 @@ objects-only mIoU, and the two references a reader needs beside them (the all-ba
 oracle-labelled grouping, which scores the groups alone)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ import numpy as np
 from groupvit.evaluation.collector import SegmentationMeter, SegmentationResult
 from groupvit.evaluation.datasets.base import SegDataset
 from groupvit.evaluation.evaluate import evaluate_group_oracle, evaluate_segmentation
+from groupvit.evaluation.readout import CLASS_GATES
 from groupvit.evaluation.segmenter import ZeroShotSegmenter
 
 
@@ -42,3 +44,17 @@ def score_split(segmenter: ZeroShotSegmenter, dataset: SegDataset, *, max_images
     )
     oracle = evaluate_group_oracle(segmenter, dataset, max_images=max_images)
     return SplitScore(result=result, floor=floor.result(), oracle=oracle)
+
+
+def gated_mious(segmenter: ZeroShotSegmenter, dataset: SegDataset, *, max_images: int = 0,
+                gates: tuple[int, ...] = CLASS_GATES) -> dict[str, float]:
+    """{str(k): mIoU} of the same segmenter (same groups, same grouper object, so a clustering baseline reuses its
+    clusters) with only each image's top-k classes allowed to name its segments."""
+    out = {}
+    for k in gates:
+        gated = ZeroShotSegmenter(segmenter.model, segmenter.class_names,
+                                  dataclasses.replace(segmenter.cfg, topk_classes=k), bg_thresh=segmenter.bg_thresh,
+                                  grouper=segmenter.grouper, mean=segmenter.mean, std=segmenter.std,
+                                  patch_size=segmenter.patch_size)
+        out[str(k)] = evaluate_segmentation(gated, dataset, max_images=max_images).miou
+    return out

@@ -50,6 +50,7 @@ def load_metrics(metrics_dir: Path) -> pd.DataFrame:
             "pixel_acc": _pct(record.get("aAcc")),
             "num_images": record.get("num_images"),
             **_final_stage_readout(record.get("readout_stats")),
+            **{f"mIoU_top{k}": _pct(value) for k, value in (record.get("class_gate_mIoU") or {}).items()},
             **{f"IoU/{name}": _pct(value) for name, value in per_class.items()},
         })
     if not rows:
