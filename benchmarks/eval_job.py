@@ -16,7 +16,6 @@ Writes results/benchmarks/eval_job.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,7 +29,8 @@ from groupvit.evaluation import ClusterGrouper, ZeroShotSegmenter, evaluate_segm
 from groupvit.evaluation.readout_stats import readout_stats
 from groupvit.evaluation.split_score import gated_mious
 from groupvit.model import load_model
-from groupvit.atomic import atomic_write_json
+
+from bench_record import write_record  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = [("groupvit_2stage", "groupvit"), ("vit_baselines", "kmeans"), ("vit_baselines", "spectral")]
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/eval_job.json")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
     torch.set_num_threads(args.threads)
     cfg = load_config(REPO / "config/config.yaml", preset="default")
     # the world writes each split in the VOC layout, whose image list is named val.txt
@@ -89,13 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         print(f"{row['model']:<26} " + "  ".join(f"{k} {v:.2f} s" for k, v in median.items())
               + f"  (oracle {row['oracle_speedup']:.1f}x faster batched)", flush=True)
-    atomic_write_json({
+    write_record({
         "benchmark": "one default-study evaluation job, pass by pass; the oracle pass per image vs batched",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
+                    "torch_threads": torch.get_num_threads()},
         "rounds": args.rounds, "results": results,
-    }, args.out)
-    print(f"wrote {args.out.relative_to(REPO)}")
+    }, args.out, load_before)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -18,7 +18,6 @@ Writes results/benchmarks/text_memo.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,7 +32,8 @@ from groupvit.model import GroupViTLoss, build_model
 from groupvit.train.data_source import synthetic_train_data
 from groupvit.train.optim import build_optimizer
 from groupvit.train.runner import seed_everything
-from groupvit.train.summary import atomic_write_json
+
+from bench_record import write_record  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,11 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
         "median_step_s": {name: round(s, 4) for name, s in median.items()},
         "samples_per_s": {name: round(minilm_cfg.train.batch_size / s, 1) for name, s in median.items()},
         "step_vs_bow": {name: round(s / median["bow"], 2) for name, s in median.items()},
-        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
-    atomic_write_json(result, args.out)
-    print(json.dumps(result, indent=2))
-    return result
+    return write_record(result, args.out, load_before)
 
 
 if __name__ == "__main__":

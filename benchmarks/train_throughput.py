@@ -33,7 +33,8 @@ from groupvit.model import GroupViTLoss, build_model
 from groupvit.train.data_source import synthetic_train_data
 from groupvit.train.optim import build_optimizer
 from groupvit.train.runner import seed_everything, train
-from groupvit.train.summary import atomic_write_json
+
+from bench_record import write_record  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,11 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
         "bare_step_samples_per_s_before_after": [round(bare_before, 2), round(bare_after, 2)],
         "overhead_vs_bare_frac": round(1 - end_to_end / bare, 4),
         "steady_overhead_vs_bare_frac": round(1 - steady / bare, 4),
-        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
-    atomic_write_json(result, args.out)
-    print(json.dumps(result, indent=2))
-    return result
+    return write_record(result, args.out, load_before)
 
 
 if __name__ == "__main__":
